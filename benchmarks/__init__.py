@@ -1,0 +1,1 @@
+"""trimq benchmark suite: see ``benchmarks/README.md`` and :mod:`benchmarks.run`."""

@@ -1,0 +1,170 @@
+"""The workloads, and how one repetition of each is run and sized.
+
+Throughput runs are sized by calibration: a short run (~0.25 s) measures the
+rate, then every timed repetition sends ``rate x target seconds`` messages,
+so each lasts about the target (1-3 s) whatever the implementation's speed.
+Latency runs are sized by time instead: REQ keeps timing round trips until
+the target has elapsed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks._job import Job
+from benchmarks._procs import Worker, WorkerError
+
+STARTUP_SECONDS = 30.0
+"""Longest a worker may take to start and bind (imports included)."""
+
+CALIBRATION_SECONDS = 0.25
+MIN_COUNT = 100
+MAX_COUNT = 50_000_000
+
+# Rough starting guesses (msgs/s cap, bytes/s cap) per implementation, only
+# used to size the first calibration run; calibration corrects them.
+_GUESS = {"pyzmq": (1.5e6, 2.0e9), "zmq.asyncio": (1.0e5, 1.5e9), "trimq": (1.0e5, 1.0e9)}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One workload: throughput (``thr``) or REQ/REP latency (``lat``)."""
+
+    kind: str
+    transport: str
+    size: int
+    pinned: bool = False
+
+    @property
+    def key(self) -> str:
+        pin = " pinned" if self.pinned else ""
+        return f"{self.kind} {self.transport} {self.size}{pin}"
+
+    @property
+    def label(self) -> str:
+        pin = ", taskset -c 0" if self.pinned else ""
+        return f"{self.transport} {format_size(self.size)}{pin}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    seconds: float
+    """Target length of one timed repetition."""
+    lat_warmup: int
+    """Round trips before the latency clock starts."""
+    ipc_dir: Path
+
+
+@dataclass(frozen=True)
+class ThrRun:
+    count: int
+    seconds: float
+    size: int
+
+    @property
+    def rate(self) -> float:
+        """Messages per second: ``count - 1`` intervals fit between first and last."""
+        return (self.count - 1) / self.seconds
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.rate * self.size / 1e6
+
+
+def format_size(size: int) -> str:
+    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale and size % scale == 0:
+            return f"{size // scale} {unit}"
+    return f"{size} B"
+
+
+def warmup_for(count: int) -> int:
+    """A few thousand warm-up messages, fewer for short (large-message) runs."""
+    return max(10, min(5000, count // 10))
+
+
+_ipc_names = itertools.count()
+
+
+def _bind_endpoint(case: Case, impl: str, settings: Settings) -> str:
+    if case.transport == "ipc":
+        return f"ipc://{settings.ipc_dir}/{impl.replace('.', '-')}-{next(_ipc_names)}.sock"
+    return "tcp://127.0.0.1:*"
+
+
+def run_thr(impl: str, case: Case, count: int, timeout: float, settings: Settings) -> ThrRun:
+    """One throughput repetition; raises :class:`WorkerError` on any failure."""
+    job = Job(impl=impl, role="pull", size=case.size, count=count, warmup=warmup_for(count))
+    if case.transport == "inproc":
+        with Worker(_replace_role(job, "inproc"), pin=case.pinned) as both:
+            result = both.read("result", time.monotonic() + STARTUP_SECONDS + timeout)
+            both.finish(time.monotonic() + STARTUP_SECONDS)
+        return _thr_run(result)
+    job = _with_endpoint(job, _bind_endpoint(case, impl, settings))
+    with Worker(job) as receiver:
+        endpoint = receiver.read("endpoint", time.monotonic() + STARTUP_SECONDS)
+        with Worker(_with_endpoint(_replace_role(job, "push"), endpoint)) as sender:
+            result = receiver.read("result", time.monotonic() + STARTUP_SECONDS + timeout)
+            receiver.finish(time.monotonic() + STARTUP_SECONDS)
+            sender.finish(time.monotonic() + STARTUP_SECONDS)
+    return _thr_run(result)
+
+
+def run_lat(impl: str, case: Case, settings: Settings) -> dict[str, float]:
+    """One latency repetition: REP and REQ in separate processes."""
+    timeout = STARTUP_SECONDS + 10 * settings.seconds
+    rep_job = Job(impl=impl, role="rep", size=case.size, endpoint="tcp://127.0.0.1:*")
+    with Worker(rep_job) as rep:
+        endpoint = rep.read("endpoint", time.monotonic() + STARTUP_SECONDS)
+        req_job = Job(
+            impl=impl,
+            role="req",
+            size=case.size,
+            warmup=settings.lat_warmup,
+            endpoint=endpoint,
+            seconds=settings.seconds,
+        )
+        with Worker(req_job) as req:
+            result: dict[str, float] = req.read("result", time.monotonic() + timeout)
+            req.finish(time.monotonic() + STARTUP_SECONDS)
+            rep.finish(time.monotonic() + STARTUP_SECONDS)
+    return result
+
+
+def calibrate(impl: str, case: Case, settings: Settings) -> tuple[int, float]:
+    """Return (message count for one timed repetition, expected seconds)."""
+    base, bandwidth = _GUESS[impl]
+    guess = min(base, bandwidth / case.size)
+    count = max(MIN_COUNT, int(guess * CALIBRATION_SECONDS))
+    for _ in range(4):
+        run = run_thr(impl, case, count, STARTUP_SECONDS, settings)
+        if run.seconds >= 0.6 * CALIBRATION_SECONDS:
+            break
+        count = int(count * min(20.0, 1.6 * CALIBRATION_SECONDS / max(run.seconds, 0.005)))
+    timed = max(MIN_COUNT, min(MAX_COUNT, int(run.rate * settings.seconds)))
+    return timed, timed / run.rate
+
+
+def has_taskset() -> bool:
+    return shutil.which("taskset") is not None
+
+
+def _thr_run(result: Any) -> ThrRun:
+    if not isinstance(result, dict):
+        raise WorkerError(f"malformed result: {result!r}")
+    count, seconds, size = result["count"], result["seconds"], result["size"]
+    return ThrRun(count=int(count), seconds=float(seconds), size=int(size))
+
+
+def _replace_role(job: Job, role: str) -> Job:
+    return dataclasses.replace(job, role=role)
+
+
+def _with_endpoint(job: Job, endpoint: str) -> Job:
+    return dataclasses.replace(job, endpoint=endpoint)

@@ -1,0 +1,113 @@
+"""Socket options, with libzmq's names and defaults (times in milliseconds)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+__all__ = ["SocketOptions"]
+
+
+def _non_negative(_inst: object, attr: attrs.Attribute[int], value: int) -> None:
+    if value < 0:
+        raise ValueError(f"{attr.name} must be >= 0, got {value}")
+
+
+def _at_least_minus_one(_inst: object, attr: attrs.Attribute[int], value: int) -> None:
+    if value < -1:
+        raise ValueError(f"{attr.name} must be >= -1 (-1 means 'unset'), got {value}")
+
+
+def _routing_id(_inst: object, _attr: attrs.Attribute[bytes], value: bytes) -> None:
+    if len(value) > 255:
+        raise ValueError(f"routing_id is at most 255 bytes, got {len(value)}")
+    if value.startswith(b"\0"):
+        raise ValueError("routing_id must not start with a zero byte (reserved for ROUTER)")
+
+
+def _to_bytes(value: bytes | bytearray | memoryview | str) -> bytes:
+    return value.encode() if isinstance(value, str) else bytes(value)
+
+
+_int = attrs.validators.instance_of(int)
+
+
+@attrs.define(kw_only=True)
+class SocketOptions:
+    """Every option a trimq socket understands.
+
+    Pass them as keywords to :meth:`trimq.Context.socket` or set them with
+    :meth:`trimq.Socket.set_options`. Transport options (HWMs, heartbeats,
+    reconnect) take effect for connections made after they are set, as in libzmq.
+    """
+
+    sndhwm: int = attrs.field(default=1000, validator=[_int, _non_negative])
+    """Messages queued per peer for sending; 0 means no limit."""
+    rcvhwm: int = attrs.field(default=1000, validator=[_int, _non_negative])
+    """Messages queued per peer for receiving; 0 means no limit."""
+    linger: int = attrs.field(default=1000, validator=[_int, _at_least_minus_one])
+    """How long ``aclose`` waits to flush unsent messages; -1 waits forever.
+
+    libzmq's default is -1, the classic hang at exit; trimq waits 1 s.
+    """
+    reconnect_ivl: int = attrs.field(default=100, validator=[_int, _at_least_minus_one])
+    """Delay before reconnecting; -1 disables reconnection."""
+    reconnect_ivl_max: int = attrs.field(default=0, validator=[_int, _non_negative])
+    """If set, the delay doubles after each failure up to this value."""
+    backlog: int = attrs.field(default=100, validator=[_int, _non_negative])
+    maxmsgsize: int = attrs.field(default=-1, validator=[_int, _at_least_minus_one])
+    """Largest inbound message in bytes; larger ones drop the connection. -1: no limit."""
+    handshake_ivl: int = attrs.field(default=30000, validator=[_int, _non_negative])
+    """Time allowed for the ZMTP handshake; 0 means no limit."""
+    heartbeat_ivl: int = attrs.field(default=0, validator=[_int, _non_negative])
+    """Send a PING this often (0: no heartbeats)."""
+    heartbeat_timeout: int = attrs.field(default=-1, validator=[_int, _at_least_minus_one])
+    """Drop the connection if nothing arrives this long after a PING; -1 means heartbeat_ivl."""
+    heartbeat_ttl: int = attrs.field(default=0, validator=[_int, _non_negative])
+    """TTL announced in our PINGs: the peer drops us after this long without traffic."""
+    connect_timeout: int = attrs.field(default=0, validator=[_int, _non_negative])
+    """Time allowed for one TCP connect attempt; 0 means the OS default."""
+    routing_id: bytes = attrs.field(default=b"", converter=_to_bytes, validator=_routing_id)
+    """Our identity, sent in READY (REQ, DEALER, ROUTER peers see it)."""
+    immediate: bool = False
+    """Queue messages only to completed connections (no pipe before the handshake)."""
+    conflate: bool = False
+    """Keep only the newest message per pipe (single-part messages only)."""
+    ipv6: bool = False
+    """Let ``tcp://*`` binds accept IPv6 as well."""
+    router_mandatory: bool = False
+    """ROUTER: raise HostUnreachableError for unknown peers, wait when a peer is full."""
+    router_handover: bool = False
+    """ROUTER: a new peer with a taken identity replaces the old one."""
+    req_relaxed: bool = False
+    """REQ: allow a new request before the reply to the last one (drops the old one)."""
+    req_correlate: bool = False
+    """REQ: prefix requests with a request id and only accept the matching reply."""
+    xpub_verbose: bool = False
+    """XPUB: report every subscribe, not only the first per topic."""
+    xpub_verboser: bool = False
+    """XPUB: report every unsubscribe too."""
+    xpub_nodrop: bool = False
+    """XPUB/PUB: wait (or WouldBlock) instead of dropping when a subscriber is full."""
+    xpub_welcome_msg: bytes | None = None
+    """XPUB: send this message to every new subscriber."""
+    probe_router: bool = False
+    """Send an empty message to each new ROUTER peer on connect."""
+
+    def update(self, **kwargs: Any) -> None:
+        """Set several options by name, validating each; unknown names raise TypeError."""
+        names = attrs.fields_dict(SocketOptions)
+        for name in kwargs:
+            if name not in names:
+                raise TypeError(f"unknown socket option {name!r}; known: {', '.join(names)}")
+        # Validate everything before changing anything.
+        candidate = attrs.evolve(self, **kwargs)
+        for name in kwargs:
+            setattr(self, name, getattr(candidate, name))
+
+    @property
+    def heartbeat_timeout_s(self) -> float:
+        """The effective heartbeat timeout in seconds."""
+        ms = self.heartbeat_timeout if self.heartbeat_timeout >= 0 else self.heartbeat_ivl
+        return ms / 1000

@@ -1,0 +1,614 @@
+"""The socket base class: API, pipes, endpoints and the hot send/recv paths.
+
+Socket types subclass :class:`Socket` and override the ``_x*`` hooks, as
+libzmq's socket types override ``xsend``/``xrecv``/``xattach_pipe``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from collections import deque
+from collections.abc import Iterable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+
+import attrs
+import trio
+
+from .._errors import InvalidEndpointError, NotSupportedError
+from .._monitor import EventType, Monitor, MonitorEvent
+from .._options import SocketOptions
+from ..transport import (
+    Pipe,
+    Waiters,
+    connect_loop,
+    open_listener,
+    parse_endpoint,
+    serve_listener,
+)
+from ..transport._pipe import MsgQueue
+from ..zmtp import SocketType
+
+if TYPE_CHECKING:
+    from ._context import Context
+
+__all__ = ["Buffer", "Socket", "SocketStatistics"]
+
+log = logging.getLogger("trimq")
+
+Buffer = bytes | bytearray | memoryview
+Frames = list[bytes]
+# A send or recv that need not block still yields to the scheduler every this
+# many calls, so a tight loop cannot starve the socket's own I/O tasks.
+YIELD_EVERY = 64
+
+
+@attrs.frozen
+class SocketStatistics:
+    """A snapshot of a socket's counters (see :meth:`Socket.statistics`).
+
+    Attributes:
+        peers: pipes currently attached.
+        messages_sent: messages accepted by ``send*`` (not counting drops).
+        messages_received: messages returned by ``recv*``.
+        messages_dropped: messages dropped by the pattern (PUB to a full subscriber,
+            ROUTER to an unknown peer, REQ replies from the wrong peer...).
+        protocol_errors: connections dropped because the peer broke ZMTP.
+    """
+
+    peers: int
+    messages_sent: int
+    messages_received: int
+    messages_dropped: int
+    protocol_errors: int
+
+
+def to_bytes(frame: Buffer | str) -> bytes:
+    """Copy a frame into immutable bytes (so a later mutation by the caller is harmless)."""
+    if isinstance(frame, str):
+        raise TypeError("frames must be bytes-like; encode str first (e.g. text.encode())")
+    return bytes(frame)
+
+
+@attrs.define(eq=False)
+class _EndpointHandle:
+    kind: str  # "bind" or "connect"
+    endpoint: str
+    scope: trio.CancelScope | None = None
+    pipe: Pipe | None = None
+    inproc_name: str = ""
+
+
+class Socket:
+    """A ZeroMQ socket. Create it with :meth:`trimq.Context.socket`.
+
+    Message calls keep pyzmq's names (``send``, ``recv``, ``send_multipart``,
+    ``recv_multipart``); everything else follows trio: ``*_nowait`` raise
+    :class:`trio.WouldBlock`, timeouts come from cancel scopes, ``aclose`` and
+    ``async with`` close it. A socket may be used by several tasks at once:
+    each message is queued or taken atomically.
+    """
+
+    socket_type: ClassVar[SocketType]
+    _can_send: ClassVar[bool] = True
+    _can_recv: ClassVar[bool] = True
+
+    def __init__(self, context: Context, options: SocketOptions) -> None:
+        self._ctx = context
+        self._options = options
+        self.pipes: list[Pipe] = []
+        self._ready: deque[Pipe] = deque()
+        self._recv_waiters = Waiters()
+        self._send_waiters = Waiters()
+        self._idle = Waiters()
+        self._endpoints: dict[str, list[_EndpointHandle]] = {}
+        self._monitors: list[Monitor] = []
+        self._closed = False
+        self._ops = 0
+        self._tx_partial: list[bytes] = []
+        self._rx_partial: deque[bytes] = deque()
+        self._lb_next = 0
+        self.last_endpoint = ""
+        self._sent = self._received = self._dropped = self._protocol_errors = 0
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"{len(self.pipes)} peers"
+        return f"<trimq.Socket {self.socket_type.name} {state}>"
+
+    # ------------------------------------------------------------------ options
+
+    @property
+    def options(self) -> SocketOptions:
+        """The socket's options (read them here; change them with :meth:`set_options`)."""
+        return self._options
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`aclose` has started."""
+        return self._closed
+
+    def set_options(self, **options: Any) -> None:
+        """Change options by their libzmq names, e.g. ``sock.set_options(sndhwm=10)``."""
+        self._options.update(**options)
+
+    @property
+    def idle_waiters(self) -> Waiters:
+        """Woken when a connection goes idle or a pipe ends (the transport layer uses it)."""
+        return self._idle
+
+    def statistics(self) -> SocketStatistics:
+        """Counters, as in trio's ``statistics()`` methods."""
+        return SocketStatistics(
+            peers=len(self.pipes),
+            messages_sent=self._sent,
+            messages_received=self._received,
+            messages_dropped=self._dropped,
+            protocol_errors=self._protocol_errors,
+        )
+
+    # ------------------------------------------------------------------ monitor
+
+    def monitor(self, *, max_buffer: int = 10_000) -> Monitor:
+        """Start recording connection events; iterate the returned :class:`Monitor`.
+
+        Example::
+
+            async with sock.monitor() as events:
+                await sock.connect(endpoint)
+                await events.wait_for(trimq.EventType.HANDSHAKE_SUCCEEDED)
+        """
+        mon = Monitor._create(self._monitors.remove, max_buffer)
+        self._monitors.append(mon)
+        return mon
+
+    def emit(
+        self, type: EventType, endpoint: str, peer: str = "", reason: str = "", value: int = 0
+    ) -> None:
+        """Deliver a monitor event to every monitor of this socket."""
+        if type is EventType.HANDSHAKE_FAILED_PROTOCOL or (
+            type is EventType.DISCONNECTED and reason.startswith("protocol error")
+        ):
+            self._protocol_errors += 1
+        if self._monitors:
+            event = MonitorEvent(type, endpoint, peer, reason, value)
+            for mon in list(self._monitors):
+                mon._push(event)
+
+    # ------------------------------------------------------------------ pipes
+
+    def attach_pipe(self, pipe: Pipe) -> bool:
+        """Start routing to and from ``pipe``; False if this socket type refuses it."""
+        if self._closed or not self._xattach(pipe):
+            return False
+        self.pipes.append(pipe)
+        pipe.inq.on_readable = functools.partial(self._xreadable, pipe)
+        pipe.outq.on_writable = self._send_waiters.wake
+        if pipe.inq.items:
+            self._xreadable(pipe)
+        self._send_waiters.wake()
+        return True
+
+    def new_pipe(self, endpoint: str, peer: str, identity: bytes) -> Pipe | None:
+        """Make and attach a pipe for a new tcp/ipc peer (None: refused)."""
+        opts = self._options
+        conflate = opts.conflate
+        pipe = Pipe(
+            MsgQueue(opts.rcvhwm, conflate=conflate),
+            MsgQueue(opts.sndhwm, conflate=conflate),
+            endpoint,
+        )
+        pipe.peer_address = peer
+        pipe.identity = identity
+        return pipe if self.attach_pipe(pipe) else None
+
+    def pipe_reconnected(self, pipe: Pipe, peer: str, identity: bytes) -> bool:
+        """A kept pipe got a new connection (libzmq's "hiccup")."""
+        if not pipe.alive or self._closed:
+            return False
+        pipe.peer_address = peer
+        pipe.identity = identity
+        self._xhiccup(pipe)
+        return True
+
+    def detach_pipe(self, pipe: Pipe) -> None:
+        """Stop routing to ``pipe``; messages already received stay readable."""
+        if not pipe.alive:
+            return
+        pipe.alive = False
+        try:
+            self.pipes.remove(pipe)
+        except ValueError:
+            pass
+        else:
+            self._xdetach(pipe)
+        pipe.outq.items.clear()
+        terminate = pipe.on_terminate
+        pipe.on_terminate = lambda: None
+        terminate()
+        self._idle.wake()
+        self._send_waiters.wake()
+        self._recv_waiters.wake()
+
+    # Hooks for socket types -------------------------------------------------
+
+    def _xattach(self, pipe: Pipe) -> bool:
+        return True
+
+    def _xdetach(self, pipe: Pipe) -> None:
+        pass
+
+    def _xhiccup(self, pipe: Pipe) -> None:
+        pass
+
+    def _xreadable(self, pipe: Pipe) -> None:
+        # Fair queueing: a pipe with input joins the ready ring once.
+        if not pipe.in_ready:
+            pipe.in_ready = True
+            self._ready.append(pipe)
+        self._recv_waiters.wake()
+
+    def _xsend(self, msg: Frames) -> bool:
+        raise NotSupportedError(f"{self.socket_type.name} sockets cannot send")
+
+    def _xrecv(self) -> Frames | None:
+        raise NotSupportedError(f"{self.socket_type.name} sockets cannot receive")
+
+    # Routing strategies shared by several types --------------------------------
+
+    def _fq_take(self) -> tuple[Pipe, Frames] | None:
+        ready = self._ready
+        while ready:
+            pipe = ready[0]
+            q = pipe.inq
+            items = q.items
+            if items:
+                msg = items.popleft()
+                if q.writer_waiting:
+                    q.notify_space()
+                if not items:
+                    ready.popleft()
+                    pipe.in_ready = False
+                elif len(ready) > 1:
+                    ready.rotate(-1)
+                return pipe, msg
+            ready.popleft()
+            pipe.in_ready = False
+        return None
+
+    def _fq_recv(self) -> Frames | None:
+        taken = self._fq_take()
+        return None if taken is None else taken[1]
+
+    def _lb_pipe(self) -> Pipe | None:
+        """The next pipe in turn with room, or None (then every pipe will wake us)."""
+        pipes = self.pipes
+        n = len(pipes)
+        start = self._lb_next
+        for i in range(n):
+            idx = (start + i) % n
+            pipe = pipes[idx]
+            q = pipe.outq
+            if q.hwm and len(q.items) >= q.hwm:
+                continue
+            self._lb_next = idx + 1
+            return pipe
+        for pipe in pipes:
+            pipe.outq.writer_waiting = True
+        return None
+
+    def _lb_send(self, msg: Frames) -> bool:
+        pipe = self._lb_pipe()
+        if pipe is None:
+            return False
+        pipe.outq.put(msg)
+        return True
+
+    # ------------------------------------------------------------------ sending
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise trio.ClosedResourceError(f"{self.socket_type.name} socket was closed")
+
+    async def send(self, data: Buffer, *, more: bool = False) -> None:
+        """Send one frame; with ``more=True`` it waits for the rest of the message.
+
+        Waits while the pattern says to (HWM reached, no peer yet); drops where
+        the pattern drops (PUB). Raises :class:`trio.ClosedResourceError` once closed.
+        """
+        frame = data if data.__class__ is bytes else to_bytes(data)
+        if more:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            self._check_open()
+            self._tx_partial.append(frame)
+            return
+        if self._tx_partial:
+            msg, self._tx_partial = [*self._tx_partial, frame], []
+        else:
+            msg = [frame]
+        await self._send_msg(msg)
+
+    async def send_multipart(self, frames: Iterable[Buffer]) -> None:
+        """Send a multipart message; the peer receives all of it or none of it."""
+        msg = [f if f.__class__ is bytes else to_bytes(f) for f in frames]
+        if not msg:
+            raise ValueError("a message needs at least one frame")
+        if self._tx_partial:
+            msg, self._tx_partial = [*self._tx_partial, *msg], []
+        await self._send_msg(msg)
+
+    async def _send_msg(self, msg: Frames) -> None:
+        if self._closed:
+            raise trio.ClosedResourceError(f"{self.socket_type.name} socket was closed")
+        if self._xsend(msg):
+            self._sent += 1
+            self._ops += 1
+            if self._ops % YIELD_EVERY:
+                await trio.lowlevel.checkpoint_if_cancelled()
+            else:
+                await trio.lowlevel.checkpoint()
+            return
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            await self._send_waiters.wait()
+            self._check_open()
+            if self._xsend(msg):
+                self._sent += 1
+                return
+
+    def send_nowait(self, data: Buffer) -> None:
+        """Send one frame now or raise :class:`trio.WouldBlock`."""
+        self.send_multipart_nowait([data])
+
+    def send_multipart_nowait(self, frames: Iterable[Buffer]) -> None:
+        """Send a multipart message now or raise :class:`trio.WouldBlock`."""
+        self._check_open()
+        msg = [*self._tx_partial, *(f if f.__class__ is bytes else to_bytes(f) for f in frames)]
+        if not self._xsend(msg):
+            raise trio.WouldBlock
+        self._tx_partial = []
+        self._sent += 1
+
+    # ---------------------------------------------------------------- receiving
+
+    @property
+    def rcvmore(self) -> bool:
+        """True if the last ``recv`` returned a frame and more of its message follows."""
+        return bool(self._rx_partial)
+
+    async def recv(self) -> bytes:
+        """Receive the next frame (use :meth:`recv_multipart` for whole messages)."""
+        if self._rx_partial:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            return self._rx_partial.popleft()
+        msg = await self._recv_msg()
+        if len(msg) > 1:
+            self._rx_partial.extend(msg[1:])
+        return msg[0]
+
+    async def recv_multipart(self) -> list[bytes]:
+        """Receive a whole message (the rest of it, if ``recv`` took its first frames)."""
+        if self._rx_partial:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            rest = list(self._rx_partial)
+            self._rx_partial.clear()
+            return rest
+        return await self._recv_msg()
+
+    async def _recv_msg(self) -> Frames:
+        if self._closed:
+            raise trio.ClosedResourceError(f"{self.socket_type.name} socket was closed")
+        msg = self._xrecv()
+        if msg is not None:
+            self._received += 1
+            self._ops += 1
+            if self._ops % YIELD_EVERY:
+                await trio.lowlevel.checkpoint_if_cancelled()
+            else:
+                await trio.lowlevel.checkpoint()
+            return msg
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            await self._recv_waiters.wait()
+            self._check_open()
+            msg = self._xrecv()
+            if msg is not None:
+                self._received += 1
+                return msg
+
+    def recv_nowait(self) -> bytes:
+        """The next frame if one is waiting, else raise :class:`trio.WouldBlock`."""
+        if self._rx_partial:
+            return self._rx_partial.popleft()
+        msg = self.recv_multipart_nowait()
+        if len(msg) > 1:
+            self._rx_partial.extend(msg[1:])
+        return msg[0]
+
+    def recv_multipart_nowait(self) -> list[bytes]:
+        """The next whole message if one is waiting, else raise :class:`trio.WouldBlock`."""
+        self._check_open()
+        if self._rx_partial:
+            rest = list(self._rx_partial)
+            self._rx_partial.clear()
+            return rest
+        msg = self._xrecv()
+        if msg is None:
+            raise trio.WouldBlock
+        self._received += 1
+        return msg
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> list[bytes]:
+        """Iterate over whole messages until the socket is closed."""
+        try:
+            return await self.recv_multipart()
+        except trio.ClosedResourceError:
+            raise StopAsyncIteration from None
+
+    # ------------------------------------------------------------- subscriptions
+
+    def subscribe(self, topic: bytes | str) -> None:
+        """SUB only: receive messages whose first frame starts with ``topic``."""
+        raise NotSupportedError(f"{self.socket_type.name} sockets have no subscriptions")
+
+    def unsubscribe(self, topic: bytes | str) -> None:
+        """SUB only: undo one :meth:`subscribe` of ``topic``."""
+        raise NotSupportedError(f"{self.socket_type.name} sockets have no subscriptions")
+
+    # ------------------------------------------------------------- endpoints
+
+    def _spawn(self, handle: _EndpointHandle, fn: Any, *args: Any) -> None:
+        scope = trio.CancelScope()
+        handle.scope = scope
+
+        async def run() -> None:
+            with scope:
+                await fn(*args)
+
+        self._ctx._spawn_system_task(run)
+
+    async def bind(self, endpoint: str) -> str:
+        """Listen on ``endpoint`` and return the endpoint really bound.
+
+        ``tcp://127.0.0.1:*`` (or port 0) picks a free port; the return value
+        (also :attr:`last_endpoint`) has the real one.
+        """
+        self._check_open()
+        ep = parse_endpoint(endpoint, for_bind=True)
+        if ep.transport == "inproc":
+            await trio.lowlevel.checkpoint()
+            self._ctx._inproc.bind(ep.path, self)
+            handle = _EndpointHandle("bind", endpoint, inproc_name=ep.path)
+            bound = endpoint
+        else:
+            try:
+                listener = await open_listener(
+                    ep, backlog=self._options.backlog, ipv6=self._options.ipv6
+                )
+            except OSError as exc:
+                self.emit(EventType.BIND_FAILED, endpoint, reason=str(exc))
+                raise OSError(exc.errno, f"cannot bind {endpoint}: {exc.strerror or exc}") from exc
+            bound = listener.endpoint
+            handle = _EndpointHandle("bind", bound)
+            self._spawn(handle, serve_listener, self, listener)
+        self._endpoints.setdefault(bound, []).append(handle)
+        if bound != endpoint:
+            self._endpoints.setdefault(endpoint, []).append(handle)
+        self.last_endpoint = bound
+        self.emit(EventType.LISTENING, bound)
+        return bound
+
+    async def connect(self, endpoint: str) -> None:
+        """Connect to ``endpoint``; returns at once and (re)connects in the background.
+
+        Unless ``immediate=True``, messages sent before the connection is up wait
+        in its queue (up to ``sndhwm``).
+        """
+        self._check_open()
+        ep = parse_endpoint(endpoint)
+        await trio.lowlevel.checkpoint()
+        handle = _EndpointHandle("connect", endpoint)
+        if ep.transport == "inproc":
+            handle.pipe = self._ctx._inproc.connect(ep.path, self)
+        else:
+            pipe = None
+            if self._pipe_before_connect():
+                pipe = self.new_pipe(endpoint, "", b"")
+            handle.pipe = pipe
+            self._spawn(handle, connect_loop, self, ep, endpoint, pipe)
+        self._endpoints.setdefault(endpoint, []).append(handle)
+        self.last_endpoint = endpoint
+
+    def _pipe_before_connect(self) -> bool:
+        # ROUTER cannot route to a peer before it knows its identity.
+        return not self._options.immediate and self.socket_type is not SocketType.ROUTER
+
+    def _pop_endpoint(self, endpoint: str, kind: str) -> list[_EndpointHandle]:
+        handles = [h for h in self._endpoints.get(endpoint, []) if h.kind == kind]
+        if not handles:
+            raise InvalidEndpointError(f"{endpoint} was not {kind}ed on this socket")
+        for key in list(self._endpoints):
+            self._endpoints[key] = [h for h in self._endpoints[key] if h not in handles]
+            if not self._endpoints[key]:
+                del self._endpoints[key]
+        return handles
+
+    async def unbind(self, endpoint: str) -> None:
+        """Stop listening on ``endpoint`` and close the connections accepted through it."""
+        for handle in self._pop_endpoint(endpoint, "bind"):
+            self._stop_handle(handle)
+        await trio.lowlevel.checkpoint()
+
+    async def disconnect(self, endpoint: str) -> None:
+        """Stop connecting to ``endpoint`` and drop that connection and its queue."""
+        for handle in self._pop_endpoint(endpoint, "connect"):
+            self._stop_handle(handle)
+        await trio.lowlevel.checkpoint()
+
+    def _stop_handle(self, handle: _EndpointHandle) -> None:
+        if handle.scope is not None:
+            handle.scope.cancel()
+        if handle.pipe is not None:
+            self.detach_pipe(handle.pipe)
+        if handle.inproc_name:
+            self._ctx._inproc.unbind(handle.inproc_name, self)
+        if handle.kind == "bind":
+            for pipe in list(self.pipes):
+                if pipe.endpoint == handle.endpoint and not pipe.inproc:
+                    self.detach_pipe(pipe)
+
+    # ------------------------------------------------------------------ closing
+
+    async def aclose(self, linger: int | None = None) -> None:
+        """Close the socket, first waiting up to ``linger`` ms (default: the option)
+        for queued messages to be written. Idempotent."""
+        if self._closed:
+            await trio.lowlevel.checkpoint()
+            return
+        linger = self._options.linger if linger is None else linger
+        if linger != 0:
+            timeout = math.inf if linger < 0 else linger / 1000
+            with trio.move_on_after(timeout):
+                while self._unflushed():
+                    await self._idle.wait()
+        self._close_now()
+        await trio.lowlevel.checkpoint()
+
+    def _unflushed(self) -> bool:
+        return any((p.outq.items or p.busy) for p in self.pipes if not p.inproc)
+
+    def _close_now(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for handles in list(self._endpoints.values()):
+            for handle in handles:
+                self._stop_handle(handle)
+        self._endpoints.clear()
+        for pipe in list(self.pipes):
+            self.detach_pipe(pipe)
+        self._recv_waiters.wake()
+        self._send_waiters.wake()
+        for mon in list(self._monitors):
+            mon._push(MonitorEvent(EventType.MONITOR_STOPPED, ""))
+            mon._stop()
+        self._monitors.clear()
+        self._ctx._forget(self)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            await self.aclose()
+        else:
+            self._close_now()

@@ -1,0 +1,28 @@
+"""Transports: endpoints, pipes, and the tasks that move ZMTP over trio streams."""
+
+from ._endpoint import Endpoint, parse_endpoint
+from ._engine import Outcome, run_engine
+from ._inproc import InprocRegistry
+from ._owner import PipeOwner
+from ._pipe import MsgQueue, Pipe, Waiters, inproc_pipe_pair
+from ._session import connect_loop, next_delay, serve_listener
+from ._streams import Listener, open_listener, open_stream
+
+__all__ = [
+    "Endpoint",
+    "InprocRegistry",
+    "Listener",
+    "MsgQueue",
+    "Outcome",
+    "Pipe",
+    "PipeOwner",
+    "Waiters",
+    "connect_loop",
+    "inproc_pipe_pair",
+    "next_delay",
+    "open_listener",
+    "open_stream",
+    "parse_endpoint",
+    "run_engine",
+    "serve_listener",
+]

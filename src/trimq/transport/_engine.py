@@ -1,0 +1,250 @@
+"""Drive one ZMTP connection over a trio stream: handshake, reader, writer, heartbeats.
+
+The writer batches every queued message into as few ``send_all`` calls as it
+can, and the reader parses every frame of each ``receive_some``: per-message
+syscalls and scheduling points are what make naive async ZeroMQ slow.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+
+import attrs
+import trio
+
+from .._errors import RemoteProtocolError
+from .._monitor import EventType
+from ..zmtp import Cancel as CancelEvent
+from ..zmtp import Event, HandshakeComplete, Ping, Subscribe, ZmtpConnection
+from ._owner import PipeOwner
+from ._pipe import Pipe, Waiters, noop
+
+__all__ = ["Outcome", "run_engine"]
+
+log = logging.getLogger("trimq.transport")
+
+RECEIVE_SIZE = 256 * 1024
+# How many queued messages one writer pass takes: bounds the latency a huge
+# backlog adds in front of commands (PONG) and the size of one encode call.
+MAX_BATCH = 4096
+
+
+@attrs.frozen
+class Outcome:
+    """How a connection ended.
+
+    Attributes:
+        protocol_error: the peer broke ZMTP; libzmq does not reconnect after that.
+        handshaken: the handshake had completed (so a backoff may reset).
+        reason: human-readable.
+    """
+
+    protocol_error: bool
+    handshaken: bool
+    reason: str
+
+
+class _PeerGone(Exception):
+    """Internal: the peer closed or the heartbeat expired."""
+
+
+class Engine:
+    """One connection's tasks. Created per connection; a pipe may outlive it."""
+
+    def __init__(self, owner: PipeOwner, stream: trio.abc.Stream, endpoint: str, peer: str) -> None:
+        opts = owner.options
+        self.owner = owner
+        self.stream = stream
+        self.endpoint = endpoint
+        self.peer = peer
+        self.conn = ZmtpConnection(
+            owner.socket_type, identity=opts.routing_id, maxmsgsize=opts.maxmsgsize
+        )
+        self.writer_wake = Waiters()
+        self.reader_wake = Waiters()
+        self.last_rx = trio.current_time()
+        self.ttl_deadline = math.inf
+        self.handshaken = False
+
+    async def handshake(self) -> tuple[HandshakeComplete, list[Event]]:
+        """Exchange greetings and READY; return the peer's info and events parsed after it."""
+        await self.stream.send_all(self.conn.data_to_send())
+        while True:
+            data = await self.stream.receive_some(RECEIVE_SIZE)
+            events = self.conn.receive_data(data)
+            out = self.conn.data_to_send()
+            if out:
+                await self.stream.send_all(out)
+            for i, event in enumerate(events):
+                if isinstance(event, HandshakeComplete):
+                    return event, events[i + 1 :]
+            if not data:
+                raise _PeerGone("peer closed the connection during the handshake")
+
+    async def run(self, pipe: Pipe, pending: list[Event]) -> None:
+        """Move messages between ``pipe`` and the stream until the connection ends."""
+        self.handshaken = True
+        pipe.outq.on_readable = self.writer_wake.wake
+        pipe.inq.on_writable = self.reader_wake.wake
+        self._deliver(pipe, pending)
+        opts = self.owner.options
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._writer, pipe)
+            if opts.heartbeat_ivl > 0 or opts.heartbeat_ttl > 0:
+                nursery.start_soon(self._heartbeat)
+            try:
+                await self._reader(pipe)
+            finally:
+                nursery.cancel_scope.cancel()
+
+    def _deliver(self, pipe: Pipe, events: Sequence[Event]) -> None:
+        inq = pipe.inq
+        items = inq.items
+        was_empty = not items
+        for event in events:
+            if isinstance(event, list):
+                items.append(event)
+            else:
+                self._command(pipe, event)
+        if was_empty and items:
+            inq.on_readable()
+
+    def _command(self, pipe: Pipe, event: Event) -> None:
+        # Subscriptions travel to the socket as 0x01/0x00 messages, the form libzmq
+        # shows XPUB applications, so inproc and tcp look the same to PUB/XPUB.
+        if isinstance(event, Subscribe):
+            pipe.inq.items.append([b"\x01" + event.topic])
+        elif isinstance(event, CancelEvent):
+            pipe.inq.items.append([b"\x00" + event.topic])
+        elif isinstance(event, Ping):
+            self.ttl_deadline = event.ttl if event.ttl > 0 else math.inf
+            self.writer_wake.wake()
+
+    async def _reader(self, pipe: Pipe) -> None:
+        receive_some = self.stream.receive_some
+        receive_data = self.conn.receive_data
+        inq = pipe.inq
+        while True:
+            data = await receive_some(RECEIVE_SIZE)
+            self.last_rx = trio.current_time()
+            events = receive_data(data)
+            if events:
+                self._deliver(pipe, events)
+            if not data:
+                raise _PeerGone("peer closed the connection")
+            while inq.full():
+                # Stop reading: TCP backpressure makes the sender's HWM decide.
+                inq.writer_waiting = True
+                await self.reader_wake.wait()
+
+    async def _writer(self, pipe: Pipe) -> None:
+        q = pipe.outq
+        items = q.items
+        conn = self.conn
+        send_all = self.stream.send_all
+        while True:
+            if items:
+                n = min(len(items), MAX_BATCH)
+                batch = [items.popleft() for _ in range(n)]
+                q.notify_space()
+                pipe.busy = True
+                for chunk in conn.encode_messages(batch):
+                    await send_all(chunk)
+                continue
+            out = conn.data_to_send()
+            if out:
+                await send_all(out)
+                continue
+            pipe.busy = False
+            self.owner.idle_waiters.wake()
+            await self.writer_wake.wait()
+
+    async def _heartbeat(self) -> None:
+        opts = self.owner.options
+        ivl = opts.heartbeat_ivl / 1000
+        timeout = opts.heartbeat_timeout_s
+        next_ping = trio.current_time() + ivl if ivl > 0 else math.inf
+        while True:
+            deadline = min(next_ping, self.last_rx + self.ttl_deadline)
+            if ivl > 0:
+                # libzmq's HEARTBEAT_TIMEOUT: silence this long after a PING is fatal.
+                deadline = min(deadline, max(self.last_rx, next_ping - ivl) + ivl + timeout)
+            await trio.sleep_until(deadline)
+            now = trio.current_time()
+            if now >= self.last_rx + self.ttl_deadline:
+                raise _PeerGone("peer's heartbeat TTL expired")
+            if ivl > 0 and now - self.last_rx >= ivl + timeout:
+                raise _PeerGone("heartbeat timed out: no traffic from the peer")
+            if now >= next_ping:
+                self.conn.send_ping(ttl=opts.heartbeat_ttl / 1000)
+                self.writer_wake.wake()
+                next_ping = now + ivl
+
+
+async def run_engine(
+    owner: PipeOwner,
+    stream: trio.abc.Stream,
+    endpoint: str,
+    peer: str,
+    pipe: Pipe | None = None,
+) -> Outcome:
+    """Handshake over ``stream`` and serve it until it ends; never raises for peer errors.
+
+    ``pipe`` is the connect side's long-lived pipe (None: make one on handshake).
+    """
+    engine = Engine(owner, stream, endpoint, peer)
+    owns_pipe = pipe is None
+    attached: Pipe | None = None
+    try:
+        async with stream:
+            hs_timeout = owner.options.handshake_ivl / 1000 or math.inf
+            with trio.move_on_after(hs_timeout) as hs_scope:
+                hs, pending = await engine.handshake()
+            if hs_scope.cancelled_caught:
+                return _failed(owner, endpoint, peer, "handshake timed out", protocol=False)
+            if pipe is None:
+                attached = owner.new_pipe(endpoint, peer, hs.peer_identity)
+            elif owner.pipe_reconnected(pipe, peer, hs.peer_identity):
+                attached = pipe
+            if attached is None:
+                return _failed(owner, endpoint, peer, "peer refused by the socket", protocol=True)
+            owner.emit(EventType.HANDSHAKE_SUCCEEDED, endpoint, peer)
+            with trio.CancelScope() as scope:
+                attached.on_terminate = scope.cancel
+                await engine.run(attached, pending)
+            return _lost(owner, endpoint, peer, "closed by the socket", protocol=True)
+    except RemoteProtocolError as exc:
+        if not engine.handshaken:
+            return _failed(owner, endpoint, peer, str(exc), protocol=True)
+        return _lost(owner, endpoint, peer, f"protocol error: {exc}", protocol=True)
+    except _PeerGone as exc:
+        if not engine.handshaken:
+            return _failed(owner, endpoint, peer, str(exc), protocol=False)
+        return _lost(owner, endpoint, peer, str(exc), protocol=False)
+    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+        reason = f"connection lost: {exc or type(exc).__name__}"
+        if not engine.handshaken:
+            return _failed(owner, endpoint, peer, reason, protocol=False)
+        return _lost(owner, endpoint, peer, reason, protocol=False)
+    finally:
+        if attached is not None:
+            attached.busy = False
+            attached.on_terminate = noop
+            if owns_pipe:
+                owner.detach_pipe(attached)
+            owner.idle_waiters.wake()
+
+
+def _failed(owner: PipeOwner, endpoint: str, peer: str, reason: str, *, protocol: bool) -> Outcome:
+    log.warning("handshake with %s on %s failed: %s", peer or "peer", endpoint, reason)
+    owner.emit(EventType.HANDSHAKE_FAILED_PROTOCOL, endpoint, peer, reason)
+    return Outcome(protocol, False, reason)
+
+
+def _lost(owner: PipeOwner, endpoint: str, peer: str, reason: str, *, protocol: bool) -> Outcome:
+    level = logging.WARNING if protocol else logging.DEBUG
+    log.log(level, "connection to %s on %s dropped: %s", peer or "peer", endpoint, reason)
+    owner.emit(EventType.DISCONNECTED, endpoint, peer, reason)
+    return Outcome(protocol, True, reason)

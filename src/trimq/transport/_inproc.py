@@ -1,0 +1,122 @@
+"""The inproc transport: sockets of one Context linked by shared in-memory queues.
+
+No ZMTP, no encoding: a message is the same ``list[bytes]`` object on both
+sides. Connect-before-bind works, as in libzmq 4: the connecting side gets its
+pipe at once and messages wait in it until somebody binds the name.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+
+import attrs
+
+from .._errors import NotSupportedError
+from .._monitor import EventType
+from ..zmtp import SocketType, peer_allowed
+from ._owner import PipeOwner
+from ._pipe import Pipe, inproc_pipe_pair
+
+__all__ = ["InprocRegistry"]
+
+log = logging.getLogger("trimq.transport")
+
+
+def _pair_hwm(sndhwm: int, rcvhwm: int) -> int:
+    # libzmq sizes an inproc pipe as sender's SNDHWM + receiver's RCVHWM; 0 is "no limit".
+    return 0 if sndhwm == 0 or rcvhwm == 0 else sndhwm + rcvhwm
+
+
+@attrs.define(eq=False)
+class _Pending:
+    owner: PipeOwner
+    pipe: Pipe  # the connector's own pipe, already attached
+    far: Pipe  # the half the binder will attach
+
+
+@attrs.define
+class InprocRegistry:
+    """Names bound with ``inproc://`` in one Context, and connects waiting for them."""
+
+    _bound: dict[str, PipeOwner] = attrs.field(factory=dict)
+    _pending: dict[str, list[_Pending]] = attrs.field(factory=dict)
+
+    def bind(self, name: str, owner: PipeOwner) -> None:
+        """Claim ``name``; attach any connects that were waiting for it."""
+        if name in self._bound:
+            raise OSError(errno.EADDRINUSE, f"inproc://{name} is already bound in this Context")
+        self._bound[name] = owner
+        for pending in self._pending.pop(name, []):
+            connector, mine = pending.owner, pending.pipe
+            if not peer_allowed(owner.socket_type, connector.socket_type):
+                reason = _mismatch(connector.socket_type, owner.socket_type)
+                log.warning("inproc://%s: %s", name, reason)
+                connector.emit(EventType.HANDSHAKE_FAILED_PROTOCOL, mine.endpoint, "", reason)
+                connector.detach_pipe(mine)
+                continue
+            if connector.options.immediate and not connector.attach_pipe(mine):
+                continue
+            if mine.alive:
+                self._link(owner, pending.far, connector, mine)
+
+    def unbind(self, name: str, owner: PipeOwner) -> None:
+        """Release ``name`` (existing pipes stay connected, as in libzmq)."""
+        if self._bound.get(name) is owner:
+            del self._bound[name]
+
+    def connect(self, name: str, owner: PipeOwner) -> Pipe | None:
+        """Link ``owner`` to the socket bound at ``name`` (now, or once it binds).
+
+        Returns the connector's pipe, or None if the socket refused it.
+        """
+        endpoint = f"inproc://{name}"
+        binder = self._bound.get(name)
+        opts = owner.options
+        if binder is None:
+            # The binder's HWMs are unknown yet; assume it uses the same as ours.
+            mine, far = inproc_pipe_pair(
+                _pair_hwm(opts.sndhwm, opts.rcvhwm),
+                _pair_hwm(opts.sndhwm, opts.rcvhwm),
+                endpoint,
+                conflate=opts.conflate,
+            )
+            far.identity = opts.routing_id
+            # With immediate=True nothing is queued before the peer exists.
+            if not opts.immediate and not owner.attach_pipe(mine):
+                return None
+            self._pending.setdefault(name, []).append(_Pending(owner, mine, far))
+            owner.emit(EventType.CONNECT_DELAYED, endpoint)
+            return mine
+        if not peer_allowed(owner.socket_type, binder.socket_type):
+            raise NotSupportedError(_mismatch(owner.socket_type, binder.socket_type))
+        bopts = binder.options
+        mine, far = inproc_pipe_pair(
+            _pair_hwm(bopts.sndhwm, opts.rcvhwm),
+            _pair_hwm(opts.sndhwm, bopts.rcvhwm),
+            endpoint,
+            conflate=opts.conflate,
+        )
+        far.identity = opts.routing_id
+        if not owner.attach_pipe(mine):
+            return None
+        self._link(binder, far, owner, mine)
+        return mine
+
+    def _link(self, binder: PipeOwner, far: Pipe, connector: PipeOwner, mine: Pipe) -> None:
+        endpoint = far.endpoint
+        mine.identity = binder.options.routing_id
+        if not binder.attach_pipe(far):
+            connector.detach_pipe(mine)
+            return
+        # Either side going away ends the other's pipe too.
+        far.on_terminate = lambda: connector.detach_pipe(mine)
+        mine.on_terminate = lambda: binder.detach_pipe(far)
+        binder.emit(EventType.ACCEPTED, endpoint)
+        binder.emit(EventType.HANDSHAKE_SUCCEEDED, endpoint)
+        connector.emit(EventType.CONNECTED, endpoint)
+        connector.emit(EventType.HANDSHAKE_SUCCEEDED, endpoint)
+
+
+def _mismatch(ours: SocketType, theirs: SocketType) -> str:
+    return f"incompatible socket types: {ours.name} cannot talk to {theirs.name}"

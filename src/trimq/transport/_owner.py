@@ -1,0 +1,45 @@
+"""What the transport layer needs from a socket (kept narrow so the layers stay apart)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from .._monitor import EventType
+    from .._options import SocketOptions
+    from ..zmtp import SocketType
+    from ._pipe import Pipe, Waiters
+
+__all__ = ["PipeOwner"]
+
+
+class PipeOwner(Protocol):
+    """The socket side of a connection: it owns pipes and receives monitor events."""
+
+    @property
+    def socket_type(self) -> SocketType: ...
+
+    @property
+    def options(self) -> SocketOptions: ...
+
+    @property
+    def idle_waiters(self) -> Waiters:
+        """Woken whenever a connection's writer goes idle or a pipe ends (for linger)."""
+        ...
+
+    def emit(
+        self, type: EventType, endpoint: str, peer: str = "", reason: str = "", value: int = 0
+    ) -> None:
+        """Report a monitor event."""
+
+    def attach_pipe(self, pipe: Pipe) -> bool:
+        """Start routing to and from ``pipe``; False refuses the peer."""
+
+    def new_pipe(self, endpoint: str, peer: str, identity: bytes) -> Pipe | None:
+        """Create and attach a pipe for a new peer, or return None to refuse that peer."""
+
+    def pipe_reconnected(self, pipe: Pipe, peer: str, identity: bytes) -> bool:
+        """A pipe kept across a reconnect has a new connection; False refuses it."""
+
+    def detach_pipe(self, pipe: Pipe) -> None:
+        """The peer is gone for good: stop routing to the pipe (queued input stays readable)."""

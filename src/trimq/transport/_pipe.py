@@ -1,0 +1,154 @@
+"""Bounded message queues between a socket and its peers.
+
+A :class:`MsgQueue` carries complete messages (``list[bytes]``) in one
+direction. A :class:`Pipe` is one socket's view of one peer: messages in from
+that peer (``inq``) and out to it (``outq``). On inproc the two sockets' pipes
+share the queues crosswise, so a message moves between sockets as the same
+Python object with no encoding at all.
+
+Wake-ups are callbacks rather than awaited channel hand-offs because a trio
+scheduling round trip per message would cost more than everything else on the
+hot path put together; a queue only calls back on the empty→non-empty and
+full→not-full edges, which are rare when traffic flows.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+if TYPE_CHECKING:
+    from ..zmtp import Frames
+
+__all__ = ["MsgQueue", "Pipe", "Waiters", "inproc_pipe_pair", "noop"]
+
+
+def noop() -> None:
+    """Do nothing (the default callback)."""
+    return
+
+
+class MsgQueue:
+    """A deque of messages with a high-water mark and edge callbacks.
+
+    ``hwm == 0`` means unbounded. ``conflate`` keeps only the newest message.
+    """
+
+    __slots__ = ("hwm", "items", "on_readable", "on_writable", "writer_waiting")
+
+    def __init__(self, hwm: int, *, conflate: bool = False) -> None:
+        self.items: deque[Frames] = deque(maxlen=1) if conflate else deque()
+        self.hwm = 0 if conflate else hwm
+        #: Called when the queue goes from empty to non-empty.
+        self.on_readable: Callable[[], None] = noop
+        #: Called when space frees up and ``writer_waiting`` was set.
+        self.on_writable: Callable[[], None] = noop
+        self.writer_waiting = False
+
+    def full(self) -> bool:
+        """True if a writer must wait (or drop) before adding another message."""
+        return bool(self.hwm) and len(self.items) >= self.hwm
+
+    def put(self, msg: Frames) -> None:
+        """Append without checking the HWM (callers check :meth:`full` first)."""
+        items = self.items
+        items.append(msg)
+        if len(items) == 1:
+            self.on_readable()
+
+    def get(self) -> Frames:
+        """Pop the oldest message; the queue must not be empty."""
+        msg = self.items.popleft()
+        if self.writer_waiting and len(self.items) < self.hwm:
+            self.writer_waiting = False
+            self.on_writable()
+        return msg
+
+    def notify_space(self) -> None:
+        """Tell a waiting writer there is room (after a bulk removal)."""
+        if self.writer_waiting and not self.full():
+            self.writer_waiting = False
+            self.on_writable()
+
+
+class Pipe:
+    """One socket's link to one peer.
+
+    Attributes:
+        inq: messages from the peer, read by the socket.
+        outq: messages to the peer, written by the socket.
+        identity: the peer's routing id (used by ROUTER).
+        endpoint: the endpoint string this peer came through.
+        peer_address: the remote address, for logs and monitor events.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "alive",
+        "busy",
+        "endpoint",
+        "identity",
+        "in_ready",
+        "inproc",
+        "inq",
+        "on_terminate",
+        "outq",
+        "peer_address",
+        "state",
+    )
+
+    def __init__(self, inq: MsgQueue, outq: MsgQueue, endpoint: str) -> None:
+        self.inq = inq
+        self.outq = outq
+        self.endpoint = endpoint
+        self.identity = b""
+        self.peer_address = ""
+        self.alive = True
+        self.in_ready = False
+        #: True while an engine is writing a batch taken from ``outq`` (for linger).
+        self.busy = False
+        #: True for inproc pipes, whose queued output is already with the peer.
+        self.inproc = False
+        #: Per-pipe routing state owned by the socket type (e.g. PUB's topics).
+        self.state: Any = None
+        #: Set by whoever drives the far end (an engine or the inproc peer socket).
+        self.on_terminate: Callable[[], None] = noop
+
+    def __repr__(self) -> str:
+        return f"<Pipe {self.endpoint} peer={self.peer_address or self.identity!r}>"
+
+
+def inproc_pipe_pair(
+    a_to_b_hwm: int, b_to_a_hwm: int, endpoint: str, *, conflate: bool = False
+) -> tuple[Pipe, Pipe]:
+    """Two pipes sharing their queues crosswise: A's ``outq`` is B's ``inq``."""
+    ab = MsgQueue(a_to_b_hwm, conflate=conflate)
+    ba = MsgQueue(b_to_a_hwm, conflate=conflate)
+    a, b = Pipe(ba, ab, endpoint), Pipe(ab, ba, endpoint)
+    a.inproc = b.inproc = True
+    return a, b
+
+
+class Waiters:
+    """Tasks parked until a condition may have changed (a thin ParkingLot wrapper
+    that skips the unpark call when nobody waits, which is the common case)."""
+
+    __slots__ = ("_lot",)
+
+    def __init__(self) -> None:
+        self._lot = trio.lowlevel.ParkingLot()
+
+    def __bool__(self) -> bool:
+        return bool(self._lot)
+
+    async def wait(self) -> None:
+        """Park until :meth:`wake` (or cancellation)."""
+        await self._lot.park()
+
+    def wake(self) -> None:
+        """Wake every parked task."""
+        if self._lot:
+            self._lot.unpark_all()

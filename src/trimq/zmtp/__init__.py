@@ -1,0 +1,48 @@
+"""Sans-I/O ZMTP 3.1 codec: greeting, NULL handshake, framing and commands.
+
+Everything here is pure and synchronous, with no trio import, so it can be
+driven by any I/O layer and fuzzed cheaply. :class:`ZmtpConnection` is the
+entry point.
+
+.. versionadded:: 0.1
+"""
+
+from ._connection import ZmtpConnection as ZmtpConnection
+from ._events import Cancel as Cancel
+from ._events import Event as Event
+from ._events import Frames as Frames
+from ._events import HandshakeComplete as HandshakeComplete
+from ._events import Ping as Ping
+from ._events import Pong as Pong
+from ._events import Subscribe as Subscribe
+from ._frames import MAX_COMMAND_SIZE as MAX_COMMAND_SIZE
+from ._frames import MAX_FRAME_SIZE as MAX_FRAME_SIZE
+from ._frames import NOCOPY_THRESHOLD as NOCOPY_THRESHOLD
+from ._greeting import GREETING_SIZE as GREETING_SIZE
+from ._greeting import encode_greeting as encode_greeting
+from ._mechanisms import HandshakeStep as HandshakeStep
+from ._mechanisms import Mechanism as Mechanism
+from ._mechanisms import NullMechanism as NullMechanism
+from ._sockettype import SocketType as SocketType
+from ._sockettype import peer_allowed as peer_allowed
+
+__all__ = [
+    "GREETING_SIZE",
+    "MAX_COMMAND_SIZE",
+    "MAX_FRAME_SIZE",
+    "NOCOPY_THRESHOLD",
+    "Cancel",
+    "Event",
+    "Frames",
+    "HandshakeComplete",
+    "HandshakeStep",
+    "Mechanism",
+    "NullMechanism",
+    "Ping",
+    "Pong",
+    "SocketType",
+    "Subscribe",
+    "ZmtpConnection",
+    "encode_greeting",
+    "peer_allowed",
+]

@@ -1,0 +1,732 @@
+"""The sans-I/O ZMTP 3.1 connection: bytes in, events out; messages in, bytes out.
+
+Invariants the parsing code relies on:
+
+* Received bytes not yet parsed live either in ``_tail`` (a partial frame
+  header, at most 8 bytes, or a partial greeting that has its own buffer) or,
+  once a frame header has been read but its body has not fully arrived, in
+  ``_big_chunks``; never both. The big-frame mode makes a large body cost one
+  copy in total instead of one per ``receive_data`` call.
+* ``_part`` holds the frames of the data message being received and
+  ``_part_size`` their total size, already including a frame that is waiting
+  in big-frame mode (sizes are checked against ``maxmsgsize`` at the header).
+* ``_fast`` is true exactly when the handshake is complete and the mechanism
+  does not transform frames (NULL): then the tight loop in ``_parse_fast``
+  handles everything but commands.
+* After a :class:`RemoteProtocolError`, ``_error`` is set and the connection
+  never parses again.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Final
+
+from .._errors import (
+    HandshakeError,
+    LocalProtocolError,
+    MessageTooLargeError,
+    ProtocolError,
+    RemoteProtocolError,
+)
+from ._commands import (
+    CANCEL,
+    ERROR,
+    PING,
+    PONG,
+    READY,
+    SUBSCRIBE,
+    decode_error,
+    decode_ping,
+    encode_command,
+    encode_error,
+    encode_ping,
+    split_command,
+    validate_metadata,
+)
+from ._events import Cancel, Event, Frames, HandshakeComplete, Pong, Subscribe
+from ._frames import (
+    FLAG_COMMAND,
+    FLAG_LONG,
+    FLAG_MORE,
+    LONG_HEADER,
+    MAX_COMMAND_SIZE,
+    MAX_FRAME_SIZE,
+    NOCOPY_THRESHOLD,
+    SHORT_HEADERS,
+    SHORT_HEADERS_MORE,
+    encode_command_frame,
+    frame_header,
+)
+from ._greeting import GREETING_SIZE, check_greeting, encode_greeting
+from ._mechanisms import HandshakeStep, Mechanism, NullMechanism
+from ._sockettype import SocketType, peer_allowed
+
+__all__ = ["ZmtpConnection"]
+
+_GREETING: Final = 0
+_HANDSHAKE: Final = 1
+_READY: Final = 2
+
+_unpack_size = struct.Struct(">Q").unpack_from
+_pack_long = LONG_HEADER.pack
+
+# libzmq sends the Identity property only from these types (it is what a
+# ROUTER peer uses as the routing id).
+_SENDS_IDENTITY: Final = frozenset({SocketType.REQ, SocketType.DEALER, SocketType.ROUTER})
+_RECEIVES_SUBSCRIPTIONS: Final = frozenset({SocketType.PUB, SocketType.XPUB})
+_SENDS_SUBSCRIPTIONS: Final = frozenset({SocketType.SUB, SocketType.XSUB})
+
+_SUBSCRIBE_PREFIX: Final = encode_command(SUBSCRIBE)
+_CANCEL_PREFIX: Final = encode_command(CANCEL)
+
+BytesLike = bytes | bytearray | memoryview
+
+
+def _impossible(size: int) -> MessageTooLargeError:
+    return MessageTooLargeError(
+        f"frame length {size} is impossible (limit 2**47); the peer is broken or hostile"
+    )
+
+
+def _too_large(total: int, limit: int) -> MessageTooLargeError:
+    return MessageTooLargeError(
+        f"peer is sending a message of at least {total} bytes; maxmsgsize is {limit}"
+    )
+
+
+def _command_too_large(size: int) -> MessageTooLargeError:
+    return MessageTooLargeError(
+        f"peer is sending a {size}-byte command frame; commands are limited to "
+        f"{MAX_COMMAND_SIZE} bytes"
+    )
+
+
+def _flat(frame: BytesLike) -> BytesLike:
+    # len() of a memoryview counts items, not bytes; the encoder needs bytes.
+    if type(frame) is memoryview and (frame.itemsize != 1 or frame.ndim != 1):
+        if not frame.c_contiguous:
+            raise LocalProtocolError("cannot send a non-contiguous memoryview as a frame")
+        return frame.cast("B")
+    return frame
+
+
+class ZmtpConnection:
+    """One ZMTP 3.1 connection, without any I/O.
+
+    Feed received bytes to :meth:`receive_data`, send whatever
+    :meth:`data_to_send` and :meth:`encode_messages` return. Our greeting is
+    queued at construction, so call :meth:`data_to_send` right after
+    connecting. Not thread-safe; never blocks.
+
+    Args:
+        socket_type: Our socket type; sent as ``Socket-Type`` and checked against the
+            peer's.
+        identity: Our routing id, sent as ``Identity`` only from REQ, DEALER and ROUTER
+            (like libzmq); at most 255 bytes.
+        mechanism: Security mechanism; a fresh :class:`NullMechanism` if ``None``.
+            An instance serves only one connection.
+        maxmsgsize: Largest incoming data message (all frames together) in bytes;
+            negative means unlimited. Enforced from frame headers, before buffering.
+        metadata: Extra READY properties; names must start with ``"X-"``.
+
+    Raises:
+        LocalProtocolError: ``identity`` or ``metadata`` is invalid.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        socket_type: SocketType,
+        *,
+        identity: bytes = b"",
+        mechanism: Mechanism | None = None,
+        maxmsgsize: int = -1,
+        metadata: Mapping[str, bytes] | None = None,
+    ) -> None:
+        self._socket_type = SocketType(socket_type)
+        if len(identity) > 255:
+            raise LocalProtocolError(f"identity is {len(identity)} bytes; ZMTP allows 0-255")
+        self._identity = bytes(identity)
+        self._mechanism = NullMechanism() if mechanism is None else mechanism
+        self._maxmsgsize = maxmsgsize if maxmsgsize >= 0 else -1
+        properties = [("Socket-Type", self._socket_type.zmtp_name)]
+        if self._socket_type in _SENDS_IDENTITY:
+            properties.append(("Identity", self._identity))
+        properties.extend(validate_metadata(metadata))
+        self._properties = properties
+
+        self._state = _GREETING
+        self._fast = False
+        self._out = bytearray(
+            encode_greeting(self._mechanism.name, self._mechanism.as_server, minor=1)
+        )
+        self._greeting = bytearray()
+        self._peer_minor: int | None = None
+        self._peer_socket_type: SocketType | None = None
+        self._peer_identity = b""
+        self._peer_metadata: dict[str, bytes] = {}
+        self._sub_commands = False  # send SUBSCRIBE/CANCEL as commands?
+        self._accepts_subscriptions = self._socket_type in _RECEIVES_SUBSCRIPTIONS
+
+        self._tail = b""
+        self._part: Frames = []
+        self._part_size = 0
+        self._big_size = -1  # body size of the frame in big-frame mode, -1 if none
+        self._big_flags = 0
+        self._big_have = 0
+        self._big_chunks: list[BytesLike] = []
+
+        self._eof = False
+        self._error: ProtocolError | None = None
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def socket_type(self) -> SocketType:
+        """Our socket type."""
+        return self._socket_type
+
+    @property
+    def mechanism(self) -> Mechanism:
+        """The security mechanism in use."""
+        return self._mechanism
+
+    @property
+    def handshake_complete(self) -> bool:
+        """True once the peer's handshake was accepted (data may flow)."""
+        return self._state == _READY
+
+    @property
+    def peer_minor(self) -> int | None:
+        """0 for a ZMTP 3.0 peer, 1 for 3.1; ``None`` until its greeting arrived."""
+        return self._peer_minor
+
+    @property
+    def peer_socket_type(self) -> SocketType | None:
+        """The peer's socket type; ``None`` until the handshake completes."""
+        return self._peer_socket_type
+
+    @property
+    def peer_identity(self) -> bytes:
+        """The peer's ``Identity`` property (``b""`` if it sent none or not yet)."""
+        return self._peer_identity
+
+    @property
+    def peer_metadata(self) -> dict[str, bytes]:
+        """All properties of the peer's handshake (empty until it completes)."""
+        return dict(self._peer_metadata)
+
+    @property
+    def eof_received(self) -> bool:
+        """True once :meth:`receive_data` was given ``b""``."""
+        return self._eof
+
+    @property
+    def error(self) -> ProtocolError | None:
+        """The error that killed the connection, if any; it is raised again by
+        every later :meth:`receive_data` call."""
+        return self._error
+
+    # --------------------------------------------------------------- sending
+
+    def data_to_send(self) -> bytes:
+        """Take the queued handshake and command bytes (greeting, READY, PONG,
+        PING, SUBSCRIBE, ERROR...).
+
+        Returns:
+            Bytes to write to the peer, possibly empty.
+        """
+        out = bytes(self._out)
+        self._out.clear()
+        return out
+
+    def send_ping(self, ttl: float = 0.0, context: bytes = b"") -> None:
+        """Queue a heartbeat PING.
+
+        Args:
+            ttl: Seconds the peer should wait for traffic from us before closing
+                the connection; 0 = no limit. Sent in deciseconds, clamped to
+                0-6553.5 s.
+            context: Up to 16 bytes the peer echoes in its PONG.
+
+        Raises:
+            LocalProtocolError: The handshake is not complete or ``context`` is too long.
+        """
+        if self._state != _READY:
+            raise LocalProtocolError("cannot PING before the handshake is complete")
+        self._queue_command(encode_ping(ttl, context))
+
+    def send_error(self, reason: str) -> None:
+        """Queue an ERROR command (fatal for the peer; close after sending it).
+        Allowed at any time, including during the handshake. It is never
+        encrypted, as rfc 26 requires.
+
+        Args:
+            reason: Short explanation, at most 255 UTF-8 bytes (libzmq sends a
+                ZAP status code such as ``"400"``).
+
+        Raises:
+            LocalProtocolError: ``reason`` is too long.
+        """
+        self._out += encode_command_frame(encode_error(reason))
+
+    def encode_messages(
+        self, messages: Iterable[Sequence[BytesLike]]
+    ) -> list[bytes | bytearray | memoryview]:
+        """Encode data messages, preceded by any queued command bytes.
+
+        Small frames are coalesced into one ``bytearray``; a frame body of
+        32 KiB or more is returned as its own chunk, uncopied, so do not mutate
+        it until it has been sent. On a SUB or XSUB socket, a single-frame
+        message starting with ``b"\\x01"`` (subscribe) or ``b"\\x00"``
+        (cancel) becomes a SUBSCRIBE/CANCEL command if the peer speaks ZMTP 3.1,
+        and is sent unchanged to a 3.0 peer, which expects that form.
+
+        Args:
+            messages: Each message is a non-empty sequence of frames.
+
+        Returns:
+            Chunks to pass, in order, to successive ``send_all`` calls.
+
+        Raises:
+            LocalProtocolError: The handshake is not complete, the connection has
+                failed, or a message has no frames.
+        """
+        if self._state != _READY or self._error is not None:
+            raise LocalProtocolError(
+                "cannot send messages before the handshake is complete"
+                if self._error is None
+                else f"cannot send messages on a failed connection ({self._error})"
+            )
+        out = self._out
+        base = len(out)
+        self._out = bytearray()
+        try:
+            if self._fast:
+                return self._encode_fast(out, messages)
+            return self._encode_slow(out, messages)
+        except BaseException:
+            # Nothing of this call is sent, but queued commands must survive.
+            del out[base:]
+            self._out = out
+            raise
+
+    def _encode_fast(
+        self, out: bytearray, messages: Iterable[Sequence[BytesLike]]
+    ) -> list[bytes | bytearray | memoryview]:
+        chunks: list[bytes | bytearray | memoryview] = []
+        sub = self._sub_commands
+        short_last = SHORT_HEADERS
+        short_more = SHORT_HEADERS_MORE
+        for msg in messages:
+            last = len(msg) - 1
+            if last:
+                if last < 0:
+                    raise LocalProtocolError("a message must have at least one frame")
+                for frame in msg[:last]:
+                    if type(frame) is not bytes:
+                        frame = _flat(frame)
+                    size = len(frame)
+                    if size < 256:
+                        out += short_more[size]
+                        out += frame
+                        continue
+                    out += _pack_long(FLAG_LONG | FLAG_MORE, size)
+                    if size < NOCOPY_THRESHOLD:
+                        out += frame
+                    else:
+                        chunks.append(out)
+                        chunks.append(frame)
+                        out = bytearray()
+                frame = msg[last]
+                if type(frame) is not bytes:
+                    frame = _flat(frame)
+                size = len(frame)
+            else:
+                frame = msg[0]
+                if type(frame) is not bytes:
+                    frame = _flat(frame)
+                size = len(frame)
+                if sub and size and frame[0] < 2:
+                    prefix = _SUBSCRIBE_PREFIX if frame[0] else _CANCEL_PREFIX
+                    out += encode_command_frame(prefix + frame[1:])
+                    continue
+            if size < 256:
+                out += short_last[size]
+                out += frame
+                continue
+            out += _pack_long(FLAG_LONG, size)
+            if size < NOCOPY_THRESHOLD:
+                out += frame
+            else:
+                chunks.append(out)
+                chunks.append(frame)
+                out = bytearray()
+        if out:
+            chunks.append(out)
+        return chunks
+
+    def _encode_slow(
+        self, out: bytearray, messages: Iterable[Sequence[BytesLike]]
+    ) -> list[bytes | bytearray | memoryview]:
+        # Frame-transforming mechanisms (CURVE): every frame goes through the
+        # mechanism, so copying into one buffer costs nothing extra.
+        encode = self._mechanism.encode_frame
+        for msg in messages:
+            last = len(msg) - 1
+            if last < 0:
+                raise LocalProtocolError("a message must have at least one frame")
+            if last == 0 and self._sub_commands:
+                only = bytes(msg[0])
+                if only and only[0] < 2:
+                    prefix = _SUBSCRIBE_PREFIX if only[0] else _CANCEL_PREFIX
+                    flags, body = encode(FLAG_COMMAND, prefix + only[1:])
+                    out += frame_header(flags, len(body))
+                    out += body
+                    continue
+            for i, frame in enumerate(msg):
+                flags, body = encode(FLAG_MORE if i < last else 0, bytes(frame))
+                out += frame_header(flags, len(body))
+                out += body
+        return [out] if out else []
+
+    def _queue_command(self, body: bytes) -> None:
+        if self._state == _READY and self._mechanism.transforms_frames:
+            flags, wire = self._mechanism.encode_frame(FLAG_COMMAND, body)
+            self._out += frame_header(flags, len(wire))
+            self._out += wire
+        else:
+            self._out += encode_command_frame(body)
+
+    # ------------------------------------------------------------- receiving
+
+    def receive_data(self, data: BytesLike) -> list[Event]:
+        """Parse received bytes.
+
+        Args:
+            data: Bytes from the peer, in any split; ``b""`` means EOF.
+
+        Returns:
+            Every event completed by these bytes, in wire order. A data message
+            appears only once all its frames have arrived.
+
+        Raises:
+            RemoteProtocolError: The peer broke ZMTP, including closing in the middle
+                of a frame or message. :class:`HandshakeError` and
+                :class:`MessageTooLargeError` are subclasses. The connection is
+                then dead and every later call raises the same error.
+            LocalProtocolError: Data was passed after EOF.
+        """
+        if self._error is not None:
+            raise self._error
+        if not data:
+            return self._receive_eof()
+        if self._eof:
+            raise LocalProtocolError("receive_data() got data after EOF (b'')")
+        try:
+            return self._receive(data if type(data) is bytes else bytes(data))
+        except RemoteProtocolError as exc:
+            self._error = exc
+            raise
+
+    def _receive_eof(self) -> list[Event]:
+        self._eof = True
+        if (
+            self._tail
+            or self._big_size >= 0
+            or self._part
+            or (self._state == _GREETING and self._greeting)
+        ):
+            if self._state == _GREETING:
+                what = f"mid-greeting (after {len(self._greeting)} of {GREETING_SIZE} bytes)"
+            elif self._tail or self._big_size >= 0:
+                what = "mid-frame"
+            else:
+                what = "mid-message (after a frame with the MORE flag)"
+            self._error = RemoteProtocolError(f"peer closed {what}")
+            raise self._error
+        return []
+
+    def _receive(self, data: bytes) -> list[Event]:
+        events: list[Event] = []
+        if self._big_size >= 0:
+            self._big_chunks.append(data)
+            self._big_have += len(data)
+            if self._big_have < self._big_size:
+                return events
+            data = self._finish_big_frame(events)
+        elif self._tail:
+            data = self._tail + data
+            self._tail = b""
+        p = 0
+        if self._state == _GREETING:
+            p = self._receive_greeting(data, events)
+        while p >= 0:
+            if self._fast:
+                p = self._parse_fast(data, p, events)
+            else:
+                p = self._parse_slow(data, p, events)
+        return events
+
+    def _receive_greeting(self, data: bytes, events: list[Event]) -> int:
+        take = GREETING_SIZE - len(self._greeting)
+        self._greeting += data[:take]
+        peer = check_greeting(self._greeting, self._mechanism.name)
+        if peer is None:
+            return -1
+        self._peer_minor = peer.minor
+        self._mechanism.check_peer_greeting(peer_as_server=peer.as_server)
+        self._state = _HANDSHAKE
+        self._apply(self._mechanism.start(self._properties), events)
+        return take
+
+    def _enter_big(self, flags: int, size: int, data: bytes, start: int) -> None:
+        # Keep a view rather than a copy: ``data`` is immutable bytes we own.
+        self._big_flags = flags
+        self._big_size = size
+        self._big_have = len(data) - start
+        self._big_chunks = [memoryview(data)[start:]]
+
+    def _finish_big_frame(self, events: list[Event]) -> bytes:
+        chunks = self._big_chunks
+        excess = self._big_have - self._big_size
+        rest = b""
+        if excess:
+            last = chunks[-1]
+            cut = len(last) - excess
+            rest = bytes(last[cut:])
+            chunks[-1] = memoryview(last)[:cut]
+        body = b"".join(chunks)
+        flags = self._big_flags
+        self._big_size = -1
+        self._big_chunks = []
+        self._on_frame(flags, body, events)
+        return rest
+
+    def _parse_fast(self, data: bytes, p: int, events: list[Event]) -> int:
+        # The hot loop (NULL, after the handshake). Everything stays in locals,
+        # and short data frames, by far the most common, get the first and
+        # shortest branch; commands leave the loop through a method call.
+        n = len(data)
+        last_header = n - 1  # a header needs at least 2 bytes
+        part = self._part
+        part_size = self._part_size
+        limit = self._maxmsgsize
+        emit = events.append
+        while p < last_header:
+            flags = data[p]
+            if not flags & 6:  # neither LONG nor COMMAND
+                size = data[p + 1]
+                start = p + 2
+                end = start + size
+                if limit >= 0:
+                    part_size += size
+                    if part_size > limit:
+                        raise _too_large(part_size, limit)
+                if end > n:
+                    return self._stash_big(part, part_size, flags, size, data, start)
+                part.append(data[start:end])
+                p = end
+                if not flags & 1:
+                    emit(part)
+                    part = []
+                    part_size = 0
+                continue
+            if flags & 2:
+                if p + 9 > n:
+                    break
+                size = _unpack_size(data, p + 1)[0]
+                if size >= MAX_FRAME_SIZE:
+                    raise _impossible(size)
+                start = p + 9
+            else:
+                size = data[p + 1]
+                start = p + 2
+            end = start + size
+            if flags & 4:
+                if size > MAX_COMMAND_SIZE:
+                    raise _command_too_large(size)
+                if end > n:
+                    return self._stash_big(part, part_size, flags, size, data, start)
+                self._on_command(flags, data[start:end], events)
+            else:
+                if limit >= 0:
+                    part_size += size
+                    if part_size > limit:
+                        raise _too_large(part_size, limit)
+                if end > n:
+                    return self._stash_big(part, part_size, flags, size, data, start)
+                part.append(data[start:end])
+                if not flags & 1:
+                    emit(part)
+                    part = []
+                    part_size = 0
+            p = end
+        # Out of complete headers: keep the partial one (at most 8 bytes).
+        self._part = part
+        self._part_size = part_size
+        if p < n:
+            self._tail = data[p:]
+        return -1
+
+    def _stash_big(
+        self, part: Frames, part_size: int, flags: int, size: int, data: bytes, start: int
+    ) -> int:
+        self._part = part
+        self._part_size = part_size
+        self._enter_big(flags, size, data, start)
+        return -1
+
+    def _parse_slow(self, data: bytes, p: int, events: list[Event]) -> int:
+        # Handshake, and frame-transforming mechanisms: one frame at a time
+        # through _on_frame. Returns the position as soon as the fast path can
+        # take over, -1 once the data is used up.
+        n = len(data)
+        while p + 1 < n:
+            flags = data[p]
+            if flags & FLAG_LONG:
+                if p + 9 > n:
+                    break
+                size = _unpack_size(data, p + 1)[0]
+                if size >= MAX_FRAME_SIZE:
+                    raise _impossible(size)
+                start = p + 9
+            else:
+                size = data[p + 1]
+                start = p + 2
+            self._check_header_slow(flags, size)
+            end = start + size
+            if end > n:
+                self._enter_big(flags, size, data, start)
+                return -1
+            self._on_frame(flags, data[start:end], events)
+            p = end
+            if self._fast:
+                return p
+        if p < n:
+            self._tail = data[p:]
+        return -1
+
+    def _check_header_slow(self, flags: int, size: int) -> None:
+        if self._state != _READY:
+            if not flags & FLAG_COMMAND:
+                raise HandshakeError(
+                    "peer sent data before the handshake completed (expected a "
+                    f"{self._mechanism.name.decode()} handshake command)"
+                )
+            if size > MAX_COMMAND_SIZE:
+                raise _command_too_large(size)
+            return
+        # Wrapped frames (CURVE MESSAGE) carry data: maxmsgsize applies to
+        # their payload, not the command-size cap.
+        limit = self._maxmsgsize
+        if limit >= 0:
+            total = self._part_size + size - self._mechanism.frame_overhead
+            if total > limit:
+                raise _too_large(total, limit)
+
+    def _on_frame(self, flags: int, body: bytes, events: list[Event]) -> None:
+        # One complete frame, in any state, for the slow and big-frame paths.
+        if self._state != _READY:
+            self._on_handshake_frame(flags, body, events)
+            return
+        if self._mechanism.transforms_frames:
+            if flags & FLAG_COMMAND and split_command(body)[0] == ERROR:
+                self._on_command(flags, body, events)  # ERROR is never wrapped
+                return
+            flags, body = self._mechanism.decode_frame(flags, body)
+            if not flags & FLAG_COMMAND:
+                total = self._part_size + len(body)
+                if 0 <= self._maxmsgsize < total:
+                    raise _too_large(total, self._maxmsgsize)
+                self._part_size = total
+        if flags & FLAG_COMMAND:
+            self._on_command(flags, body, events)
+            return
+        self._part.append(body)
+        if not flags & FLAG_MORE:
+            events.append(self._part)
+            self._part = []
+            self._part_size = 0
+
+    def _on_handshake_frame(self, flags: int, body: bytes, events: list[Event]) -> None:
+        if not flags & FLAG_COMMAND:  # pragma: no cover - refused at the header
+            raise HandshakeError("peer sent data before the handshake completed")
+        if flags & FLAG_MORE:
+            raise RemoteProtocolError("peer sent a command frame with the MORE flag set")
+        name, data = split_command(body)
+        if name == ERROR:
+            raise HandshakeError(f"peer sent ERROR: {decode_error(data)}")
+        self._apply(self._mechanism.handle_command(name, data), events)
+
+    def _on_command(self, flags: int, body: bytes, events: list[Event]) -> None:
+        # A command after the handshake.
+        if flags & FLAG_MORE:
+            raise RemoteProtocolError("peer sent a command frame with the MORE flag set")
+        name, data = split_command(body)
+        if name == PING:
+            ping = decode_ping(data)
+            self._queue_command(encode_command(PONG, ping.context))
+            events.append(ping)
+        elif name == PONG:
+            events.append(Pong(data))
+        elif name == SUBSCRIBE:
+            # Subscriptions only mean something to a publisher; libzmq drops
+            # them elsewhere too.
+            if self._accepts_subscriptions:
+                events.append(Subscribe(data))
+        elif name == CANCEL:
+            if self._accepts_subscriptions:
+                events.append(Cancel(data))
+        elif name == ERROR:
+            raise HandshakeError(f"peer sent ERROR: {decode_error(data)}")
+        elif name == READY:
+            raise RemoteProtocolError("peer sent READY again after the handshake completed")
+        # Anything else is an unknown command, ignored as libzmq does, so newer
+        # protocol revisions can add commands.
+
+    def _apply(self, step: HandshakeStep, events: list[Event]) -> None:
+        for body in step.commands:
+            self._out += encode_command_frame(body)
+        if step.peer_properties is not None:
+            self._complete_handshake(step.peer_properties, events)
+
+    def _complete_handshake(self, properties: dict[str, bytes], events: list[Event]) -> None:
+        raw_type = properties.get("Socket-Type")
+        if raw_type is None:
+            raise HandshakeError("peer's handshake metadata has no Socket-Type property")
+        try:
+            peer_type = SocketType.from_zmtp_name(raw_type)
+        except ValueError:
+            raise HandshakeError(
+                f"peer's Socket-Type {raw_type!r} is unknown to trimq "
+                "(draft socket types such as CLIENT or RADIO are not supported)"
+            ) from None
+        if not peer_allowed(self._socket_type, peer_type):
+            raise HandshakeError(
+                f"incompatible socket types: {self._socket_type.name} cannot talk to "
+                f"{peer_type.name}"
+            )
+        identity = properties.get("Identity", b"")
+        if len(identity) > 255:
+            raise HandshakeError(f"peer's Identity is {len(identity)} bytes; ZMTP allows 0-255")
+        assert self._peer_minor is not None
+        self._peer_socket_type = peer_type
+        self._peer_identity = identity
+        self._peer_metadata = properties
+        self._state = _READY
+        self._fast = not self._mechanism.transforms_frames
+        # ZMTP 3.0 peers (libzmq <= 4.3.2 advertises 3.0) expect subscriptions
+        # as 0x01/0x00-prefixed data messages.
+        self._sub_commands = self._socket_type in _SENDS_SUBSCRIPTIONS and self._peer_minor >= 1
+        events.append(
+            HandshakeComplete(
+                peer_socket_type=peer_type,
+                peer_identity=identity,
+                peer_metadata=dict(properties),
+                peer_minor=self._peer_minor,
+            )
+        )
