@@ -92,8 +92,6 @@ class SocketOptions:
     """XPUB/PUB: wait (or WouldBlock) instead of dropping when a subscriber is full."""
     xpub_welcome_msg: bytes | None = None
     """XPUB: send this message to every new subscriber."""
-    probe_router: bool = False
-    """Send an empty message to each new ROUTER peer on connect."""
 
     def update(self, **kwargs: Any) -> None:
         """Set several options by name, validating each; unknown names raise TypeError."""

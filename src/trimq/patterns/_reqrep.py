@@ -112,8 +112,9 @@ class Rep(Socket):
             raise SocketStateError(
                 "REP socket owes a reply: send() it before receiving the next request"
             )
-        while (taken := self._fq_take()) is not None:
-            pipe, msg = taken
+        while (msg := self._fq_recv()) is not None:
+            pipe = self._fq_pipe
+            assert pipe is not None
             try:
                 i = msg.index(b"")
             except ValueError:

@@ -62,11 +62,11 @@ class Router(Socket):
             del self._by_id[pipe.identity]
 
     def _xrecv(self) -> Frames | None:
-        taken = self._fq_take()
-        if taken is None:
+        msg = self._fq_recv()
+        if msg is None:
             return None
-        pipe, msg = taken
-        return [pipe.identity, *msg]
+        assert self._fq_pipe is not None
+        return [self._fq_pipe.identity, *msg]
 
     def _xsend(self, msg: Frames) -> bool:
         if len(msg) < 2:

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from ..transport import Pipe
 from ..zmtp import SocketType
-from ._socket import Frames, Socket
+from ._socket import Socket
 
 __all__ = ["Dealer", "Pair", "Pull", "Push"]
 
@@ -17,10 +17,7 @@ class Push(Socket):
     socket_type: ClassVar[SocketType] = SocketType.PUSH
     _can_recv = False
 
-    def _xsend(self, msg: Frames) -> bool:
-        if self._options.conflate and len(msg) > 1:
-            raise ValueError("conflate sockets only carry single-frame messages")
-        return self._lb_send(msg)
+    _xsend = Socket._lb_send
 
 
 class Pull(Socket):
@@ -29,8 +26,7 @@ class Pull(Socket):
     socket_type: ClassVar[SocketType] = SocketType.PULL
     _can_send = False
 
-    def _xrecv(self) -> Frames | None:
-        return self._fq_recv()
+    _xrecv = Socket._fq_recv
 
 
 class Dealer(Socket):
@@ -38,13 +34,9 @@ class Dealer(Socket):
 
     socket_type: ClassVar[SocketType] = SocketType.DEALER
 
-    def _xsend(self, msg: Frames) -> bool:
-        if self._options.conflate and len(msg) > 1:
-            raise ValueError("conflate sockets only carry single-frame messages")
-        return self._lb_send(msg)
+    _xsend = Socket._lb_send
 
-    def _xrecv(self) -> Frames | None:
-        return self._fq_recv()
+    _xrecv = Socket._fq_recv
 
 
 class Pair(Socket):
@@ -55,8 +47,6 @@ class Pair(Socket):
     def _xattach(self, pipe: Pipe) -> bool:
         return not self.pipes
 
-    def _xsend(self, msg: Frames) -> bool:
-        return self._lb_send(msg)
+    _xsend = Socket._lb_send
 
-    def _xrecv(self) -> Frames | None:
-        return self._fq_recv()
+    _xrecv = Socket._fq_recv

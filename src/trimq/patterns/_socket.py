@@ -40,6 +40,8 @@ log = logging.getLogger("trimq")
 
 Buffer = bytes | bytearray | memoryview
 Frames = list[bytes]
+_checkpoint = trio.lowlevel.checkpoint
+_checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
 # A send or recv that need not block still yields to the scheduler every this
 # many calls, so a tight loop cannot starve the socket's own I/O tasks.
 YIELD_EVERY = 64
@@ -106,7 +108,7 @@ class Socket:
         self._endpoints: dict[str, list[_EndpointHandle]] = {}
         self._monitors: list[Monitor] = []
         self._closed = False
-        self._ops = 0
+        self._fq_pipe: Pipe | None = None
         self._tx_partial: list[bytes] = []
         self._rx_partial: deque[bytes] = deque()
         self._lb_next = 0
@@ -257,7 +259,11 @@ class Socket:
 
     # Routing strategies shared by several types --------------------------------
 
-    def _fq_take(self) -> tuple[Pipe, Frames] | None:
+    def _fq_recv(self) -> Frames | None:
+        """Fair queueing: the next message from the next pipe in the ready ring.
+
+        The pipe it came from is left in ``_fq_pipe`` for ROUTER and REP.
+        """
         ready = self._ready
         while ready:
             pipe = ready[0]
@@ -272,14 +278,11 @@ class Socket:
                     pipe.in_ready = False
                 elif len(ready) > 1:
                     ready.rotate(-1)
-                return pipe, msg
+                self._fq_pipe = pipe
+                return msg
             ready.popleft()
             pipe.in_ready = False
         return None
-
-    def _fq_recv(self) -> Frames | None:
-        taken = self._fq_take()
-        return None if taken is None else taken[1]
 
     def _lb_pipe(self) -> Pipe | None:
         """The next pipe in turn with room, or None (then every pipe will wake us)."""
@@ -299,6 +302,15 @@ class Socket:
         return None
 
     def _lb_send(self, msg: Frames) -> bool:
+        pipes = self.pipes
+        if len(pipes) == 1:  # the common case, without the round-robin arithmetic
+            q = pipes[0].outq
+            items = q.items
+            if not q.hwm or len(items) < q.hwm:
+                items.append(msg)
+                if len(items) == 1:
+                    q.on_readable()
+                return True
         pipe = self._lb_pipe()
         if pipe is None:
             return False
@@ -317,9 +329,9 @@ class Socket:
         Waits while the pattern says to (HWM reached, no peer yet); drops where
         the pattern drops (PUB). Raises :class:`trio.ClosedResourceError` once closed.
         """
-        frame = data if data.__class__ is bytes else to_bytes(data)
+        frame: bytes = data if data.__class__ is bytes else to_bytes(data)
         if more:
-            await trio.lowlevel.checkpoint_if_cancelled()
+            await _checkpoint_if_cancelled()
             self._check_open()
             self._tx_partial.append(frame)
             return
@@ -327,29 +339,37 @@ class Socket:
             msg, self._tx_partial = [*self._tx_partial, frame], []
         else:
             msg = [frame]
-        await self._send_msg(msg)
+        # The fast path, inlined: no extra coroutine frame per message.
+        if not self._closed and self._xsend(msg):
+            self._sent = n = self._sent + 1
+            if n % YIELD_EVERY:
+                await _checkpoint_if_cancelled()
+            else:
+                await _checkpoint()
+            return
+        await self._send_slow(msg)
 
     async def send_multipart(self, frames: Iterable[Buffer]) -> None:
         """Send a multipart message; the peer receives all of it or none of it."""
-        msg = [f if f.__class__ is bytes else to_bytes(f) for f in frames]
+        msg: Frames = [f if f.__class__ is bytes else to_bytes(f) for f in frames]
         if not msg:
             raise ValueError("a message needs at least one frame")
         if self._tx_partial:
             msg, self._tx_partial = [*self._tx_partial, *msg], []
-        await self._send_msg(msg)
-
-    async def _send_msg(self, msg: Frames) -> None:
-        if self._closed:
-            raise trio.ClosedResourceError(f"{self.socket_type.name} socket was closed")
-        if self._xsend(msg):
-            self._sent += 1
-            self._ops += 1
-            if self._ops % YIELD_EVERY:
-                await trio.lowlevel.checkpoint_if_cancelled()
+        if len(msg) > 1 and self._options.conflate:
+            raise ValueError("a conflate socket only carries single-frame messages")
+        if not self._closed and self._xsend(msg):
+            self._sent = n = self._sent + 1
+            if n % YIELD_EVERY:
+                await _checkpoint_if_cancelled()
             else:
-                await trio.lowlevel.checkpoint()
+                await _checkpoint()
             return
-        await trio.lowlevel.checkpoint_if_cancelled()
+        await self._send_slow(msg)
+
+    async def _send_slow(self, msg: Frames) -> None:
+        self._check_open()
+        await _checkpoint_if_cancelled()
         while True:
             await self._send_waiters.wait()
             self._check_open()
@@ -380,9 +400,17 @@ class Socket:
     async def recv(self) -> bytes:
         """Receive the next frame (use :meth:`recv_multipart` for whole messages)."""
         if self._rx_partial:
-            await trio.lowlevel.checkpoint_if_cancelled()
+            await _checkpoint_if_cancelled()
             return self._rx_partial.popleft()
-        msg = await self._recv_msg()
+        msg = None if self._closed else self._xrecv()
+        if msg is None:
+            msg = await self._recv_slow()
+        else:
+            self._received = n = self._received + 1
+            if n % YIELD_EVERY:
+                await _checkpoint_if_cancelled()
+            else:
+                await _checkpoint()
         if len(msg) > 1:
             self._rx_partial.extend(msg[1:])
         return msg[0]
@@ -390,25 +418,23 @@ class Socket:
     async def recv_multipart(self) -> list[bytes]:
         """Receive a whole message (the rest of it, if ``recv`` took its first frames)."""
         if self._rx_partial:
-            await trio.lowlevel.checkpoint_if_cancelled()
+            await _checkpoint_if_cancelled()
             rest = list(self._rx_partial)
             self._rx_partial.clear()
             return rest
-        return await self._recv_msg()
+        msg = None if self._closed else self._xrecv()
+        if msg is None:
+            return await self._recv_slow()
+        self._received = n = self._received + 1
+        if n % YIELD_EVERY:
+            await _checkpoint_if_cancelled()
+        else:
+            await _checkpoint()
+        return msg
 
-    async def _recv_msg(self) -> Frames:
-        if self._closed:
-            raise trio.ClosedResourceError(f"{self.socket_type.name} socket was closed")
-        msg = self._xrecv()
-        if msg is not None:
-            self._received += 1
-            self._ops += 1
-            if self._ops % YIELD_EVERY:
-                await trio.lowlevel.checkpoint_if_cancelled()
-            else:
-                await trio.lowlevel.checkpoint()
-            return msg
-        await trio.lowlevel.checkpoint_if_cancelled()
+    async def _recv_slow(self) -> Frames:
+        self._check_open()
+        await _checkpoint_if_cancelled()
         while True:
             await self._recv_waiters.wait()
             self._check_open()
@@ -467,7 +493,11 @@ class Socket:
 
         async def run() -> None:
             with scope:
-                await fn(*args)
+                try:
+                    await fn(*args)
+                except Exception:
+                    # A bug must not take the whole Context (and the user's program) down.
+                    log.exception("internal error in a %s background task", self.socket_type.name)
 
         self._ctx._spawn_system_task(run)
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import attrs
 import trio
@@ -67,13 +68,24 @@ class Engine:
         self.last_rx = trio.current_time()
         self.ttl_deadline = math.inf
         self.handshaken = False
+        self.heartbeating = False
+        self.nursery: trio.Nursery | None = None
+        self.error: Exception | None = None
 
     async def handshake(self) -> tuple[HandshakeComplete, list[Event]]:
         """Exchange greetings and READY; return the peer's info and events parsed after it."""
         await self.stream.send_all(self.conn.data_to_send())
         while True:
             data = await self.stream.receive_some(RECEIVE_SIZE)
-            events = self.conn.receive_data(data)
+            try:
+                events = self.conn.receive_data(data)
+            except RemoteProtocolError as exc:
+                # Handshake and messages may share the read that ends in a violation:
+                # complete the handshake, deliver them, then drop the peer.
+                events = self.conn.events_before_error
+                if not any(isinstance(e, HandshakeComplete) for e in events):
+                    raise
+                self.error = exc
             out = self.conn.data_to_send()
             if out:
                 await self.stream.send_all(out)
@@ -84,20 +96,43 @@ class Engine:
                 raise _PeerGone("peer closed the connection during the handshake")
 
     async def run(self, pipe: Pipe, pending: list[Event]) -> None:
-        """Move messages between ``pipe`` and the stream until the connection ends."""
+        """Move messages between ``pipe`` and the stream until the connection ends.
+
+        Raises the first error that ended it (not wrapped in an ExceptionGroup).
+        """
         self.handshaken = True
         pipe.outq.on_readable = self.writer_wake.wake
         pipe.inq.on_writable = self.reader_wake.wake
-        self._deliver(pipe, pending)
-        opts = self.owner.options
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._writer, pipe)
-            if opts.heartbeat_ivl > 0 or opts.heartbeat_ttl > 0:
-                nursery.start_soon(self._heartbeat)
-            try:
-                await self._reader(pipe)
-            finally:
+            self.nursery = nursery
+            nursery.start_soon(self._guard, self._writer, pipe)
+            self._deliver(pipe, pending)
+            if self.owner.options.heartbeat_ivl > 0:
+                self.heartbeating = True
+                nursery.start_soon(self._guard, self._heartbeat)
+            if self.error is None:
+                await self._guard(self._reader, pipe)
+            else:
                 nursery.cancel_scope.cancel()
+        if self.error is not None:
+            raise self.error
+
+    async def _guard(self, task: Callable[..., Awaitable[None]], *args: Any) -> None:
+        # The first task to fail ends the connection; its error is re-raised by
+        # run() as is, since trio's nurseries would wrap it in an ExceptionGroup.
+        try:
+            await task(*args)
+        except (
+            RemoteProtocolError,
+            _PeerGone,
+            trio.BrokenResourceError,
+            trio.ClosedResourceError,
+            OSError,
+        ) as exc:
+            if self.error is None:
+                self.error = exc
+        assert self.nursery is not None
+        self.nursery.cancel_scope.cancel()
 
     def _deliver(self, pipe: Pipe, events: Sequence[Event]) -> None:
         inq = pipe.inq
@@ -120,6 +155,9 @@ class Engine:
             pipe.inq.items.append([b"\x00" + event.topic])
         elif isinstance(event, Ping):
             self.ttl_deadline = event.ttl if event.ttl > 0 else math.inf
+            if event.ttl > 0 and not self.heartbeating and self.nursery is not None:
+                self.heartbeating = True
+                self.nursery.start_soon(self._guard, self._heartbeat)
             self.writer_wake.wake()
 
     async def _reader(self, pipe: Pipe) -> None:
@@ -129,7 +167,12 @@ class Engine:
         while True:
             data = await receive_some(RECEIVE_SIZE)
             self.last_rx = trio.current_time()
-            events = receive_data(data)
+            try:
+                events = receive_data(data)
+            except RemoteProtocolError:
+                # Messages completed before the violation are the peer's to keep, as in libzmq.
+                self._deliver(pipe, self.conn.events_before_error)
+                raise
             if events:
                 self._deliver(pipe, events)
             if not data:
@@ -162,24 +205,28 @@ class Engine:
             await self.writer_wake.wait()
 
     async def _heartbeat(self) -> None:
+        # libzmq's rules: PING every heartbeat_ivl; after a PING, silence for
+        # heartbeat_timeout is fatal; a peer's PING TTL makes silence that long fatal.
         opts = self.owner.options
-        ivl = opts.heartbeat_ivl / 1000
+        ivl = opts.heartbeat_ivl / 1000 if opts.heartbeat_ivl > 0 else math.inf
         timeout = opts.heartbeat_timeout_s
-        next_ping = trio.current_time() + ivl if ivl > 0 else math.inf
+        next_ping = trio.current_time() + ivl
+        waiting_since = math.inf  # when we sent a PING that nothing has answered yet
         while True:
-            deadline = min(next_ping, self.last_rx + self.ttl_deadline)
-            if ivl > 0:
-                # libzmq's HEARTBEAT_TIMEOUT: silence this long after a PING is fatal.
-                deadline = min(deadline, max(self.last_rx, next_ping - ivl) + ivl + timeout)
-            await trio.sleep_until(deadline)
+            await trio.sleep_until(
+                min(next_ping, waiting_since + timeout, self.last_rx + self.ttl_deadline)
+            )
             now = trio.current_time()
             if now >= self.last_rx + self.ttl_deadline:
-                raise _PeerGone("peer's heartbeat TTL expired")
-            if ivl > 0 and now - self.last_rx >= ivl + timeout:
-                raise _PeerGone("heartbeat timed out: no traffic from the peer")
+                raise _PeerGone("peer's heartbeat TTL expired: no traffic from it")
+            if self.last_rx >= waiting_since:
+                waiting_since = math.inf
+            if now >= waiting_since + timeout:
+                raise _PeerGone("heartbeat timed out: no traffic from the peer after PING")
             if now >= next_ping:
                 self.conn.send_ping(ttl=opts.heartbeat_ttl / 1000)
                 self.writer_wake.wake()
+                waiting_since = min(waiting_since, now)
                 next_ping = now + ivl
 
 

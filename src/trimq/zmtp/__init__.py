@@ -15,6 +15,9 @@ from ._events import HandshakeComplete as HandshakeComplete
 from ._events import Ping as Ping
 from ._events import Pong as Pong
 from ._events import Subscribe as Subscribe
+from ._frames import FLAG_COMMAND as FLAG_COMMAND
+from ._frames import FLAG_LONG as FLAG_LONG
+from ._frames import FLAG_MORE as FLAG_MORE
 from ._frames import MAX_COMMAND_SIZE as MAX_COMMAND_SIZE
 from ._frames import MAX_FRAME_SIZE as MAX_FRAME_SIZE
 from ._frames import NOCOPY_THRESHOLD as NOCOPY_THRESHOLD
@@ -27,6 +30,9 @@ from ._sockettype import SocketType as SocketType
 from ._sockettype import peer_allowed as peer_allowed
 
 __all__ = [
+    "FLAG_COMMAND",
+    "FLAG_LONG",
+    "FLAG_MORE",
     "GREETING_SIZE",
     "MAX_COMMAND_SIZE",
     "MAX_FRAME_SIZE",

@@ -13,6 +13,7 @@ from typing import Final
 
 from .._errors import HandshakeError, LocalProtocolError, RemoteProtocolError
 from ._events import Ping
+from ._sockettype import SocketType, peer_allowed
 
 __all__ = [
     "CANCEL",
@@ -22,6 +23,7 @@ __all__ = [
     "PONG",
     "READY",
     "SUBSCRIBE",
+    "check_peer_properties",
     "decode_error",
     "decode_ping",
     "decode_properties",
@@ -243,3 +245,37 @@ def decode_error(data: bytes) -> str:
     """
     reason = data[1 : 1 + data[0]] if data else b""
     return reason.decode("utf-8", "replace")
+
+
+def check_peer_properties(
+    ours: SocketType, properties: Mapping[str, bytes]
+) -> tuple[SocketType, bytes]:
+    """Vet the metadata that completed the peer's handshake.
+
+    Args:
+        ours: Our socket type.
+        properties: The peer's properties by exact name.
+
+    Returns:
+        The peer's socket type and identity (``b""`` if it sent none).
+
+    Raises:
+        HandshakeError: ``Socket-Type`` is missing, unknown or incompatible with
+            ours, or ``Identity`` is over 255 bytes.
+    """
+    raw_type = properties.get("Socket-Type")
+    if raw_type is None:
+        raise HandshakeError("peer's handshake metadata has no Socket-Type property")
+    try:
+        theirs = SocketType.from_zmtp_name(raw_type)
+    except ValueError:
+        raise HandshakeError(
+            f"peer's Socket-Type {raw_type!r} is unknown to trimq "
+            "(draft socket types such as CLIENT or RADIO are not supported)"
+        ) from None
+    if not peer_allowed(ours, theirs):
+        raise HandshakeError(f"incompatible socket types: {ours.name} cannot talk to {theirs.name}")
+    identity = properties.get("Identity", b"")
+    if len(identity) > 255:
+        raise HandshakeError(f"peer's Identity is {len(identity)} bytes; ZMTP allows 0-255")
+    return theirs, identity

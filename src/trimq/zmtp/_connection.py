@@ -2,17 +2,18 @@
 
 Invariants the parsing code relies on:
 
-* Received bytes not yet parsed live either in ``_tail`` (a partial frame
-  header, at most 8 bytes, or a partial greeting that has its own buffer) or,
-  once a frame header has been read but its body has not fully arrived, in
-  ``_big_chunks``; never both. The big-frame mode makes a large body cost one
-  copy in total instead of one per ``receive_data`` call.
+* The peer's greeting accumulates in ``_greeting`` (at most 64 bytes). After
+  it, received bytes not yet parsed live either in ``_tail`` (a partial frame
+  header, at most 8 bytes) or, once a header has been read but the body has
+  not fully arrived, in ``_big_chunks`` (views of the received ``bytes``
+  objects, never copies); never both. Joining the chunks when the body is
+  complete copies each body byte exactly once, however many reads it took.
 * ``_part`` holds the frames of the data message being received and
   ``_part_size`` their total size, already including a frame that is waiting
-  in big-frame mode (sizes are checked against ``maxmsgsize`` at the header).
+  in ``_big_chunks`` (sizes are checked against ``maxmsgsize`` at the header).
 * ``_fast`` is true exactly when the handshake is complete and the mechanism
   does not transform frames (NULL): then the tight loop in ``_parse_fast``
-  handles everything but commands.
+  handles everything but commands, and ``_encode_fast`` all sending.
 * After a :class:`RemoteProtocolError`, ``_error`` is set and the connection
   never parses again.
 """
@@ -26,7 +27,6 @@ from typing import Final
 from .._errors import (
     HandshakeError,
     LocalProtocolError,
-    MessageTooLargeError,
     ProtocolError,
     RemoteProtocolError,
 )
@@ -37,6 +37,7 @@ from ._commands import (
     PONG,
     READY,
     SUBSCRIBE,
+    check_peer_properties,
     decode_error,
     decode_ping,
     encode_command,
@@ -45,23 +46,23 @@ from ._commands import (
     split_command,
     validate_metadata,
 )
+from ._encoder import BytesLike, Chunks, encode_plain, encode_wrapped
 from ._events import Cancel, Event, Frames, HandshakeComplete, Pong, Subscribe
 from ._frames import (
     FLAG_COMMAND,
     FLAG_LONG,
     FLAG_MORE,
-    LONG_HEADER,
     MAX_COMMAND_SIZE,
     MAX_FRAME_SIZE,
-    NOCOPY_THRESHOLD,
-    SHORT_HEADERS,
-    SHORT_HEADERS_MORE,
+    command_too_large,
     encode_command_frame,
     frame_header,
+    impossible_frame,
+    message_too_large,
 )
 from ._greeting import GREETING_SIZE, check_greeting, encode_greeting
 from ._mechanisms import HandshakeStep, Mechanism, NullMechanism
-from ._sockettype import SocketType, peer_allowed
+from ._sockettype import SocketType
 
 __all__ = ["ZmtpConnection"]
 
@@ -70,46 +71,12 @@ _HANDSHAKE: Final = 1
 _READY: Final = 2
 
 _unpack_size = struct.Struct(">Q").unpack_from
-_pack_long = LONG_HEADER.pack
 
 # libzmq sends the Identity property only from these types (it is what a
 # ROUTER peer uses as the routing id).
 _SENDS_IDENTITY: Final = frozenset({SocketType.REQ, SocketType.DEALER, SocketType.ROUTER})
 _RECEIVES_SUBSCRIPTIONS: Final = frozenset({SocketType.PUB, SocketType.XPUB})
 _SENDS_SUBSCRIPTIONS: Final = frozenset({SocketType.SUB, SocketType.XSUB})
-
-_SUBSCRIBE_PREFIX: Final = encode_command(SUBSCRIBE)
-_CANCEL_PREFIX: Final = encode_command(CANCEL)
-
-BytesLike = bytes | bytearray | memoryview
-
-
-def _impossible(size: int) -> MessageTooLargeError:
-    return MessageTooLargeError(
-        f"frame length {size} is impossible (limit 2**47); the peer is broken or hostile"
-    )
-
-
-def _too_large(total: int, limit: int) -> MessageTooLargeError:
-    return MessageTooLargeError(
-        f"peer is sending a message of at least {total} bytes; maxmsgsize is {limit}"
-    )
-
-
-def _command_too_large(size: int) -> MessageTooLargeError:
-    return MessageTooLargeError(
-        f"peer is sending a {size}-byte command frame; commands are limited to "
-        f"{MAX_COMMAND_SIZE} bytes"
-    )
-
-
-def _flat(frame: BytesLike) -> BytesLike:
-    # len() of a memoryview counts items, not bytes; the encoder needs bytes.
-    if type(frame) is memoryview and (frame.itemsize != 1 or frame.ndim != 1):
-        if not frame.c_contiguous:
-            raise LocalProtocolError("cannot send a non-contiguous memoryview as a frame")
-        return frame.cast("B")
-    return frame
 
 
 class ZmtpConnection:
@@ -161,7 +128,12 @@ class ZmtpConnection:
         self._state = _GREETING
         self._fast = False
         self._out = bytearray(
-            encode_greeting(self._mechanism.name, self._mechanism.as_server, minor=1)
+            encode_greeting(
+                self._mechanism.name,
+                self._mechanism.as_server,
+                minor=1,
+                identity_size=len(self._identity),
+            )
         )
         self._greeting = bytearray()
         self._peer_minor: int | None = None
@@ -181,6 +153,7 @@ class ZmtpConnection:
 
         self._eof = False
         self._error: ProtocolError | None = None
+        self._events_before_error: list[Event] = []
 
     # ------------------------------------------------------------------ state
 
@@ -230,6 +203,14 @@ class ZmtpConnection:
         every later :meth:`receive_data` call."""
         return self._error
 
+    @property
+    def events_before_error(self) -> list[Event]:
+        """Events completed in the :meth:`receive_data` call that raised
+        :attr:`error`, before the violation (e.g. messages sent just before an
+        ERROR command). They are not returned by that call; a caller that wants
+        libzmq's behaviour of delivering them can take them from here."""
+        return list(self._events_before_error)
+
     # --------------------------------------------------------------- sending
 
     def data_to_send(self) -> bytes:
@@ -273,9 +254,7 @@ class ZmtpConnection:
         """
         self._out += encode_command_frame(encode_error(reason))
 
-    def encode_messages(
-        self, messages: Iterable[Sequence[BytesLike]]
-    ) -> list[bytes | bytearray | memoryview]:
+    def encode_messages(self, messages: Iterable[Sequence[BytesLike]]) -> Chunks:
         """Encode data messages, preceded by any queued command bytes.
 
         Small frames are coalesced into one ``bytearray``; a frame body of
@@ -306,92 +285,13 @@ class ZmtpConnection:
         self._out = bytearray()
         try:
             if self._fast:
-                return self._encode_fast(out, messages)
-            return self._encode_slow(out, messages)
+                return encode_plain(out, messages, self._sub_commands)
+            return encode_wrapped(out, messages, self._mechanism.encode_frame, self._sub_commands)
         except BaseException:
             # Nothing of this call is sent, but queued commands must survive.
             del out[base:]
             self._out = out
             raise
-
-    def _encode_fast(
-        self, out: bytearray, messages: Iterable[Sequence[BytesLike]]
-    ) -> list[bytes | bytearray | memoryview]:
-        chunks: list[bytes | bytearray | memoryview] = []
-        sub = self._sub_commands
-        short_last = SHORT_HEADERS
-        short_more = SHORT_HEADERS_MORE
-        for msg in messages:
-            last = len(msg) - 1
-            if last:
-                if last < 0:
-                    raise LocalProtocolError("a message must have at least one frame")
-                for frame in msg[:last]:
-                    if type(frame) is not bytes:
-                        frame = _flat(frame)
-                    size = len(frame)
-                    if size < 256:
-                        out += short_more[size]
-                        out += frame
-                        continue
-                    out += _pack_long(FLAG_LONG | FLAG_MORE, size)
-                    if size < NOCOPY_THRESHOLD:
-                        out += frame
-                    else:
-                        chunks.append(out)
-                        chunks.append(frame)
-                        out = bytearray()
-                frame = msg[last]
-                if type(frame) is not bytes:
-                    frame = _flat(frame)
-                size = len(frame)
-            else:
-                frame = msg[0]
-                if type(frame) is not bytes:
-                    frame = _flat(frame)
-                size = len(frame)
-                if sub and size and frame[0] < 2:
-                    prefix = _SUBSCRIBE_PREFIX if frame[0] else _CANCEL_PREFIX
-                    out += encode_command_frame(prefix + frame[1:])
-                    continue
-            if size < 256:
-                out += short_last[size]
-                out += frame
-                continue
-            out += _pack_long(FLAG_LONG, size)
-            if size < NOCOPY_THRESHOLD:
-                out += frame
-            else:
-                chunks.append(out)
-                chunks.append(frame)
-                out = bytearray()
-        if out:
-            chunks.append(out)
-        return chunks
-
-    def _encode_slow(
-        self, out: bytearray, messages: Iterable[Sequence[BytesLike]]
-    ) -> list[bytes | bytearray | memoryview]:
-        # Frame-transforming mechanisms (CURVE): every frame goes through the
-        # mechanism, so copying into one buffer costs nothing extra.
-        encode = self._mechanism.encode_frame
-        for msg in messages:
-            last = len(msg) - 1
-            if last < 0:
-                raise LocalProtocolError("a message must have at least one frame")
-            if last == 0 and self._sub_commands:
-                only = bytes(msg[0])
-                if only and only[0] < 2:
-                    prefix = _SUBSCRIBE_PREFIX if only[0] else _CANCEL_PREFIX
-                    flags, body = encode(FLAG_COMMAND, prefix + only[1:])
-                    out += frame_header(flags, len(body))
-                    out += body
-                    continue
-            for i, frame in enumerate(msg):
-                flags, body = encode(FLAG_MORE if i < last else 0, bytes(frame))
-                out += frame_header(flags, len(body))
-                out += body
-        return [out] if out else []
 
     def _queue_command(self, body: bytes) -> None:
         if self._state == _READY and self._mechanism.transforms_frames:
@@ -426,11 +326,14 @@ class ZmtpConnection:
             return self._receive_eof()
         if self._eof:
             raise LocalProtocolError("receive_data() got data after EOF (b'')")
+        events: list[Event] = []
         try:
-            return self._receive(data if type(data) is bytes else bytes(data))
+            self._receive(data if type(data) is bytes else bytes(data), events)
         except RemoteProtocolError as exc:
             self._error = exc
+            self._events_before_error = events
             raise
+        return events
 
     def _receive_eof(self) -> list[Event]:
         self._eof = True
@@ -450,18 +353,19 @@ class ZmtpConnection:
             raise self._error
         return []
 
-    def _receive(self, data: bytes) -> list[Event]:
-        events: list[Event] = []
+    def _receive(self, data: bytes, events: list[Event]) -> None:
+        p = 0
         if self._big_size >= 0:
             self._big_chunks.append(data)
             self._big_have += len(data)
             if self._big_have < self._big_size:
-                return events
-            data = self._finish_big_frame(events)
+                return
+            # Parsing goes on in ``data`` right after the big frame's body.
+            p = len(data) - (self._big_have - self._big_size)
+            self._finish_big_frame(p, events)
         elif self._tail:
             data = self._tail + data
             self._tail = b""
-        p = 0
         if self._state == _GREETING:
             p = self._receive_greeting(data, events)
         while p >= 0:
@@ -469,7 +373,6 @@ class ZmtpConnection:
                 p = self._parse_fast(data, p, events)
             else:
                 p = self._parse_slow(data, p, events)
-        return events
 
     def _receive_greeting(self, data: bytes, events: list[Event]) -> int:
         take = GREETING_SIZE - len(self._greeting)
@@ -490,21 +393,16 @@ class ZmtpConnection:
         self._big_have = len(data) - start
         self._big_chunks = [memoryview(data)[start:]]
 
-    def _finish_big_frame(self, events: list[Event]) -> bytes:
+    def _finish_big_frame(self, cut: int, events: list[Event]) -> None:
+        # The last chunk is the bytes just received; only its first ``cut``
+        # bytes belong to the body. Joining copies each body byte exactly once.
         chunks = self._big_chunks
-        excess = self._big_have - self._big_size
-        rest = b""
-        if excess:
-            last = chunks[-1]
-            cut = len(last) - excess
-            rest = bytes(last[cut:])
-            chunks[-1] = memoryview(last)[:cut]
+        chunks[-1] = memoryview(chunks[-1])[:cut]
         body = b"".join(chunks)
         flags = self._big_flags
         self._big_size = -1
         self._big_chunks = []
         self._on_frame(flags, body, events)
-        return rest
 
     def _parse_fast(self, data: bytes, p: int, events: list[Event]) -> int:
         # The hot loop (NULL, after the handshake). Everything stays in locals,
@@ -525,7 +423,7 @@ class ZmtpConnection:
                 if limit >= 0:
                     part_size += size
                     if part_size > limit:
-                        raise _too_large(part_size, limit)
+                        raise message_too_large(part_size, limit)
                 if end > n:
                     return self._stash_big(part, part_size, flags, size, data, start)
                 part.append(data[start:end])
@@ -540,7 +438,7 @@ class ZmtpConnection:
                     break
                 size = _unpack_size(data, p + 1)[0]
                 if size >= MAX_FRAME_SIZE:
-                    raise _impossible(size)
+                    raise impossible_frame(size)
                 start = p + 9
             else:
                 size = data[p + 1]
@@ -548,7 +446,7 @@ class ZmtpConnection:
             end = start + size
             if flags & 4:
                 if size > MAX_COMMAND_SIZE:
-                    raise _command_too_large(size)
+                    raise command_too_large(size)
                 if end > n:
                     return self._stash_big(part, part_size, flags, size, data, start)
                 self._on_command(flags, data[start:end], events)
@@ -556,7 +454,7 @@ class ZmtpConnection:
                 if limit >= 0:
                     part_size += size
                     if part_size > limit:
-                        raise _too_large(part_size, limit)
+                        raise message_too_large(part_size, limit)
                 if end > n:
                     return self._stash_big(part, part_size, flags, size, data, start)
                 part.append(data[start:end])
@@ -592,7 +490,7 @@ class ZmtpConnection:
                     break
                 size = _unpack_size(data, p + 1)[0]
                 if size >= MAX_FRAME_SIZE:
-                    raise _impossible(size)
+                    raise impossible_frame(size)
                 start = p + 9
             else:
                 size = data[p + 1]
@@ -618,7 +516,7 @@ class ZmtpConnection:
                     f"{self._mechanism.name.decode()} handshake command)"
                 )
             if size > MAX_COMMAND_SIZE:
-                raise _command_too_large(size)
+                raise command_too_large(size)
             return
         # Wrapped frames (CURVE MESSAGE) carry data: maxmsgsize applies to
         # their payload, not the command-size cap.
@@ -626,7 +524,7 @@ class ZmtpConnection:
         if limit >= 0:
             total = self._part_size + size - self._mechanism.frame_overhead
             if total > limit:
-                raise _too_large(total, limit)
+                raise message_too_large(total, limit)
 
     def _on_frame(self, flags: int, body: bytes, events: list[Event]) -> None:
         # One complete frame, in any state, for the slow and big-frame paths.
@@ -634,14 +532,17 @@ class ZmtpConnection:
             self._on_handshake_frame(flags, body, events)
             return
         if self._mechanism.transforms_frames:
-            if flags & FLAG_COMMAND and split_command(body)[0] == ERROR:
-                self._on_command(flags, body, events)  # ERROR is never wrapped
-                return
+            if flags & FLAG_COMMAND:
+                name, data = split_command(body)
+                if name == ERROR:  # never wrapped (rfc 26)
+                    raise HandshakeError(f"peer sent ERROR: {decode_error(data)}")
             flags, body = self._mechanism.decode_frame(flags, body)
             if not flags & FLAG_COMMAND:
+                # The header check allowed for the mechanism's overhead; this
+                # one is exact.
                 total = self._part_size + len(body)
                 if 0 <= self._maxmsgsize < total:
-                    raise _too_large(total, self._maxmsgsize)
+                    raise message_too_large(total, self._maxmsgsize)
                 self._part_size = total
         if flags & FLAG_COMMAND:
             self._on_command(flags, body, events)
@@ -653,8 +554,7 @@ class ZmtpConnection:
             self._part_size = 0
 
     def _on_handshake_frame(self, flags: int, body: bytes, events: list[Event]) -> None:
-        if not flags & FLAG_COMMAND:  # pragma: no cover - refused at the header
-            raise HandshakeError("peer sent data before the handshake completed")
+        # Data frames never get here: _check_header_slow refused them.
         if flags & FLAG_MORE:
             raise RemoteProtocolError("peer sent a command frame with the MORE flag set")
         name, data = split_command(body)
@@ -695,24 +595,7 @@ class ZmtpConnection:
             self._complete_handshake(step.peer_properties, events)
 
     def _complete_handshake(self, properties: dict[str, bytes], events: list[Event]) -> None:
-        raw_type = properties.get("Socket-Type")
-        if raw_type is None:
-            raise HandshakeError("peer's handshake metadata has no Socket-Type property")
-        try:
-            peer_type = SocketType.from_zmtp_name(raw_type)
-        except ValueError:
-            raise HandshakeError(
-                f"peer's Socket-Type {raw_type!r} is unknown to trimq "
-                "(draft socket types such as CLIENT or RADIO are not supported)"
-            ) from None
-        if not peer_allowed(self._socket_type, peer_type):
-            raise HandshakeError(
-                f"incompatible socket types: {self._socket_type.name} cannot talk to "
-                f"{peer_type.name}"
-            )
-        identity = properties.get("Identity", b"")
-        if len(identity) > 255:
-            raise HandshakeError(f"peer's Identity is {len(identity)} bytes; ZMTP allows 0-255")
+        peer_type, identity = check_peer_properties(self._socket_type, properties)
         assert self._peer_minor is not None
         self._peer_socket_type = peer_type
         self._peer_identity = identity

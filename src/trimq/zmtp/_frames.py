@@ -11,6 +11,8 @@ from __future__ import annotations
 import struct
 from typing import Final
 
+from .._errors import MessageTooLargeError
+
 __all__ = [
     "FLAG_COMMAND",
     "FLAG_LONG",
@@ -21,9 +23,11 @@ __all__ = [
     "NOCOPY_THRESHOLD",
     "SHORT_HEADERS",
     "SHORT_HEADERS_MORE",
+    "command_too_large",
     "encode_command_frame",
-    "encode_frame",
     "frame_header",
+    "impossible_frame",
+    "message_too_large",
 ]
 
 FLAG_MORE: Final = 0x01
@@ -72,19 +76,6 @@ def frame_header(flags: int, size: int) -> bytes:
     return LONG_HEADER.pack(flags | FLAG_LONG, size)
 
 
-def encode_frame(flags: int, body: bytes) -> bytes:
-    """A whole frame (header plus body) as one ``bytes``; for the slow paths only.
-
-    Args:
-        flags: MORE and/or COMMAND bits.
-        body: The frame body.
-
-    Returns:
-        The wire bytes.
-    """
-    return frame_header(flags, len(body)) + body
-
-
 def encode_command_frame(body: bytes) -> bytes:
     """A command frame (COMMAND flag, never MORE) around a command body.
 
@@ -95,3 +86,25 @@ def encode_command_frame(body: bytes) -> bytes:
         The wire bytes.
     """
     return frame_header(FLAG_COMMAND, len(body)) + body
+
+
+def impossible_frame(size: int) -> MessageTooLargeError:
+    """The error for a frame length at or over :data:`MAX_FRAME_SIZE`."""
+    return MessageTooLargeError(
+        f"frame length {size} is impossible (limit 2**47); the peer is broken or hostile"
+    )
+
+
+def message_too_large(total: int, limit: int) -> MessageTooLargeError:
+    """The error for a data message growing past ``maxmsgsize``."""
+    return MessageTooLargeError(
+        f"peer is sending a message of at least {total} bytes; maxmsgsize is {limit}"
+    )
+
+
+def command_too_large(size: int) -> MessageTooLargeError:
+    """The error for a command frame over :data:`MAX_COMMAND_SIZE`."""
+    return MessageTooLargeError(
+        f"peer is sending a {size}-byte command frame; commands are limited to "
+        f"{MAX_COMMAND_SIZE} bytes"
+    )
