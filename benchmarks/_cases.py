@@ -1,8 +1,9 @@
 """The workloads, and how one repetition of each is run and sized.
 
-Throughput runs are sized by calibration: a short run (~0.25 s) measures the
+Throughput runs are sized by calibration: a short run (~0.4 s) measures the
 rate, then every timed repetition sends ``rate x target seconds`` messages,
-so each lasts about the target (1-3 s) whatever the implementation's speed.
+so each lasts about the target (1-3 s) whatever the implementation's speed;
+a repetition that strays far from the target re-sizes the later ones.
 Latency runs are sized by time instead: REQ keeps timing round trips until
 the target has elapsed.
 """
@@ -23,7 +24,7 @@ from benchmarks._procs import Worker, WorkerError
 STARTUP_SECONDS = 30.0
 """Longest a worker may take to start and bind (imports included)."""
 
-CALIBRATION_SECONDS = 0.25
+CALIBRATION_SECONDS = 0.4
 MIN_COUNT = 100
 MAX_COUNT = 50_000_000
 
@@ -109,11 +110,24 @@ def run_thr(impl: str, case: Case, count: int, timeout: float, settings: Setting
     job = _with_endpoint(job, _bind_endpoint(case, impl, settings))
     with Worker(job) as receiver:
         endpoint = receiver.read("endpoint", time.monotonic() + STARTUP_SECONDS)
-        with Worker(_with_endpoint(_replace_role(job, "push"), endpoint)) as sender:
-            result = receiver.read("result", time.monotonic() + STARTUP_SECONDS + timeout)
+        push_job = _with_endpoint(_replace_role(job, "push"), endpoint)
+        with Worker(push_job, hold=True) as sender:
+            result = _await_receiver(receiver, sender, time.monotonic() + STARTUP_SECONDS + timeout)
+            sender.release()
             receiver.finish(time.monotonic() + STARTUP_SECONDS)
             sender.finish(time.monotonic() + STARTUP_SECONDS)
     return _thr_run(result)
+
+
+def _await_receiver(receiver: Worker, sender: Worker, deadline: float) -> Any:
+    """The receiver's result; on a timeout, say whether the sender had finished."""
+    try:
+        return receiver.read("result", deadline, watch=(sender,))
+    except WorkerError as exc:
+        if "timed out" not in str(exc):
+            raise
+        state = "had sent everything" if sender.has_said("sent") else "was still sending"
+        raise WorkerError(f"{exc} (the sender {state})") from None
 
 
 def run_lat(impl: str, case: Case, settings: Settings) -> dict[str, float]:

@@ -2,8 +2,9 @@
 
 A worker is started as ``python -m benchmarks.worker JOB_JSON``. It writes
 one JSON object per line on stdout: ``{"endpoint": ...}`` once it has bound
-(receivers and REP only), then ``{"result": {...}}`` when done. Failures go to
-stderr as a traceback with a non-zero exit status.
+(receivers and REP only), ``{"sent": n}`` (throughput senders, which then
+wait for stdin to close before closing their socket), and ``{"result": {...}}``
+when done. Failures go to stderr as a traceback with a non-zero exit status.
 """
 
 from __future__ import annotations
@@ -80,6 +81,19 @@ def check_final(message: bytes, size: int) -> None:
             f"last timed message is not the final one: len={len(message)} "
             f"first byte={message[:1]!r} (messages lost, duplicated or reordered)"
         )
+
+
+def wait_for_release() -> None:
+    """Block until the harness closes our stdin: a sender's cue to close its socket.
+
+    Throughput senders keep their connection open until the receiver has
+    reported, so the receiver's completion is what ends a run. Closing the
+    sender early can lose the tail of the stream on libzmq ipc (libzmq
+    issue #4660: a sender with LINGER set exits while a receiver at its HWM
+    has not read everything yet; seen here as ~400 of 200,000 messages lost
+    with a zmq.asyncio receiver).
+    """
+    sys.stdin.buffer.read()
 
 
 def emit(**fields: Any) -> None:

@@ -14,8 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._cases import (
+    MAX_COUNT,
+    MIN_COUNT,
     Case,
     Settings,
+    ThrRun,
     calibrate,
     format_size,
     has_taskset,
@@ -73,10 +76,20 @@ def _csv(text: str, allowed: tuple[str, ...], what: str) -> list[str]:
     return items
 
 
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise SystemExit(f"--sizes wants comma-separated byte counts, not {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise SystemExit("--sizes must be positive byte counts")
+    return sizes
+
+
 def build_cases(args: argparse.Namespace) -> list[Case]:
     only = _csv(args.only, WORKLOADS, "workload")
     default_sizes = QUICK_SIZES if args.quick else DEFAULT_SIZES
-    sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else list(default_sizes)
+    sizes = _sizes(args.sizes) if args.sizes else list(default_sizes)
     transports = _csv(
         args.transports or ("tcp" if args.quick else "tcp,ipc"), ("tcp", "ipc"), "transport"
     )
@@ -128,6 +141,7 @@ def run_thr_case(case: Case, impls: list[str], reps: int, settings: Settings) ->
                 outcomes[impl].error = f"repetition {rep + 1}: {exc}"
                 log(f"[{case.label}] {impl} rep {rep + 1} FAILED: {exc}")
                 continue
+            plan[impl] = _resize(plan[impl], run, settings.seconds)
             outcome = outcomes[impl]
             outcome.primary.append(run.rate)
             outcome.secondary.append(run.mb_per_s)
@@ -144,6 +158,18 @@ def run_thr_case(case: Case, impls: list[str], reps: int, settings: Settings) ->
                 f"({run.count:,} msgs in {run.seconds:.2f} s)"
             )
     return outcomes
+
+
+def _resize(plan: tuple[int, float], run: ThrRun, target: float) -> tuple[int, float]:
+    """Re-size later repetitions from this one if it strayed far from the target length.
+
+    Calibration runs are short and sometimes cold (first-touch page faults on
+    1 MiB buffers), so a few misjudge the rate by 2x or more.
+    """
+    if 0.6 * target <= run.seconds <= 1.4 * target:
+        return plan
+    count = max(MIN_COUNT, min(MAX_COUNT, int(run.rate * target)))
+    return count, count / run.rate
 
 
 def run_lat_case(case: Case, impls: list[str], reps: int, settings: Settings) -> dict[str, Outcome]:
@@ -197,7 +223,8 @@ def render(
     versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items())
     lines = [
         f"trimq benchmarks, {env['date']}: Python {env['python']}, {env['cpus']} CPUs, "
-        f"load {env['loadavg_at_start'][0]:.2f}; {versions}",
+        f"load {env['loadavg_at_start'][0]:.2f} at start, {env['loadavg_at_end'][0]:.2f} at end; "
+        f"{versions}",
         f"{env['reps']} interleaved repetitions of ~{env['target_seconds']:g} s each; "
         f"cells are median (min-max); ratios are of medians",
         *(f"note: {n}" for n in notes),
@@ -286,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
             run_case = run_lat_case if case.kind == "lat" else run_thr_case
             log(f"== {case.kind} {case.label} ({format_size(case.size)})")
             results[case.key] = run_case(case, impls, args.reps, settings)
+        env["loadavg_at_end"] = os.getloadavg()
     checks = evaluate_checks(results)
     lines = render(results, cases, impls, env, notes) + render_checks(checks)
     lines += render_errors(results)

@@ -30,7 +30,8 @@ class WorkerError(RuntimeError):
 class Worker:
     """One worker process running one :class:`Job`; use as a context manager."""
 
-    def __init__(self, job: Job, *, pin: bool = False) -> None:
+    def __init__(self, job: Job, *, pin: bool = False, hold: bool = False) -> None:
+        """Start the worker; with ``hold``, its stdin stays open until :meth:`release`."""
         self.job = job
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in __exit__
         self._buffer = b""
@@ -40,11 +41,12 @@ class Worker:
         self.proc = subprocess.Popen(
             command,
             cwd=ROOT,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE if hold else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
             bufsize=0,
         )
+        self._pending: dict[str, Any] = {}
 
     def __enter__(self) -> Worker:
         return self
@@ -56,24 +58,42 @@ class Worker:
         tb: TracebackType | None,
     ) -> None:
         self.kill()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None:
+                pipe.close()
         self._stderr.close()
 
     @property
     def name(self) -> str:
         return f"{self.job.impl} {self.job.role} (pid {self.proc.pid})"
 
-    def read(self, key: str, deadline: float) -> Any:
-        """Return the value of the next JSON line on stdout that has ``key``."""
-        while True:
-            line = self._next_line(deadline)
+    def read(self, key: str, deadline: float, watch: tuple[Worker, ...] = ()) -> Any:
+        """Return the value of ``key`` from the JSON lines on stdout.
+
+        Meanwhile, fail as soon as a ``watch``-ed worker dies with an error.
+        """
+        while key not in self._pending:
+            line = self._next_line(deadline, watch)
             try:
                 message = json.loads(line)
             except ValueError:
                 continue  # stray output from the implementation: not ours
-            if isinstance(message, dict) and key in message:
-                return message[key]
+            if isinstance(message, dict):
+                self._pending.update(message)
+        return self._pending.pop(key)
+
+    def has_said(self, key: str) -> bool:
+        """Whether ``key`` arrived already, reading only what is there now."""
+        try:
+            self._pending[key] = self.read(key, 0.0)
+        except WorkerError:
+            return False
+        return True
+
+    def release(self) -> None:
+        """Close the worker's stdin: a held sender then closes its socket and exits."""
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            self.proc.stdin.close()
 
     def finish(self, deadline: float) -> None:
         """Wait for a clean exit before ``deadline``; raise otherwise."""
@@ -84,26 +104,37 @@ class Worker:
         if code != 0:
             raise self._error(f"exited with status {code}")
 
+    def check_alive(self) -> None:
+        """Raise if this worker has already exited with an error."""
+        code = self.proc.poll()
+        if code not in (None, 0):
+            raise self._error(f"exited with status {code}")
+
     def kill(self) -> None:
         """Kill this worker if it is still running, and reap it."""
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
 
-    def stderr_tail(self, limit: int = 2000) -> str:
+    def stderr_tail(self, lines: int = 12) -> str:
+        """The last ``lines`` lines the worker wrote on stderr."""
+        if self._stderr.closed:
+            return ""
         self._stderr.seek(0)
         text = self._stderr.read().decode(errors="replace")
-        return text[-limit:].strip()
+        return "\n".join(text.strip().splitlines()[-lines:])
 
-    def _next_line(self, deadline: float) -> bytes:
+    def _next_line(self, deadline: float, watch: tuple[Worker, ...]) -> bytes:
         assert self.proc.stdout is not None
         fd = self.proc.stdout.fileno()
         while b"\n" not in self._buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise self._error("timed out waiting for its report")
-            ready, _, _ = select.select([fd], [], [], remaining)
+            remaining = max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([fd], [], [], min(remaining, 0.5))
             if not ready:
+                for other in watch:
+                    other.check_alive()
+                if remaining <= 0:
+                    raise WorkerError(f"{self.name} timed out waiting for its report")
                 continue
             chunk = os.read(fd, 65536)
             if not chunk:
@@ -116,7 +147,7 @@ class Worker:
     def _error(self, what: str) -> WorkerError:
         self.kill()
         tail = self.stderr_tail()
-        detail = f"\n    stderr: {tail}" if tail else ""
+        detail = "".join(f"\n      | {line}" for line in tail.splitlines())
         return WorkerError(f"{self.name} {what}{detail}")
 
 

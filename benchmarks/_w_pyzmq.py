@@ -18,6 +18,7 @@ from benchmarks._job import (
     payload,
     stop_payload,
     thr_result,
+    wait_for_release,
 )
 
 
@@ -68,6 +69,8 @@ def push(job: Job) -> None:
     with zmq.Context() as ctx, _socket(ctx, zmq.PUSH, -1) as sock:
         sock.connect(job.endpoint)
         send_all(sock, job)
+        emit(sent=job.warmup + job.count)
+        wait_for_release()
 
 
 def inproc(job: Job) -> None:

@@ -18,6 +18,7 @@ from benchmarks._job import (
     payload,
     stop_payload,
     thr_result,
+    wait_for_release,
 )
 
 
@@ -60,6 +61,8 @@ async def _push(job: Job) -> None:
     ):
         await sock.connect(job.endpoint)
         await send_all(sock, job)
+        emit(sent=job.warmup + job.count)
+        await trio.to_thread.run_sync(wait_for_release)
 
 
 async def _inproc(job: Job) -> None:

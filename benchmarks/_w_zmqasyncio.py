@@ -19,6 +19,7 @@ from benchmarks._job import (
     payload,
     stop_payload,
     thr_result,
+    wait_for_release,
 )
 
 
@@ -69,6 +70,8 @@ async def _push(job: Job) -> None:
     with zmq.asyncio.Context() as ctx, _socket(ctx, zmq.PUSH, -1) as sock:
         sock.connect(job.endpoint)
         await send_all(sock, job)
+        emit(sent=job.warmup + job.count)
+        await asyncio.get_running_loop().run_in_executor(None, wait_for_release)
 
 
 async def _inproc(job: Job) -> None:

@@ -13,8 +13,9 @@ Method (see ``/work/shared/BENCHMARKING.md`` and ``benchmarks/README.md``):
   checks the mark, and prints ``(N - 1) / elapsed`` as msgs/s.
 * One call per message: plain blocking ``send``/``recv`` for pyzmq, one
   awaited ``send``/``recv`` for trimq and zmq.asyncio.
-* N is calibrated per implementation and case with a ~0.25 s run, so that
-  each timed run lasts about 2 s (1-3 s with drift).
+* N is calibrated per implementation and case with a ~0.4 s run, so that
+  each timed run lasts about 2 s (1-3 s with drift); a repetition that strays
+  far from that re-sizes the later ones (msgs/s is normalised by N anyway).
 * inproc: both ends in one process (two trio tasks, two asyncio tasks, or two
   pyzmq threads), with default placement and pinned by ``taskset -c 0``.
 * REQ/REP latency: REP and REQ in separate processes; each round trip after

@@ -145,6 +145,15 @@ def test_commands_go_first_in_encoded_output() -> None:
     assert conn.data_to_send() == b""
 
 
+def test_a_ping_flood_owes_one_pong_with_the_newest_context() -> None:
+    conn = connected(S.DEALER, S.ROUTER)
+    pings = b"".join(command(b"PING", b"\x00\x00" + b"%d" % i) for i in range(10_000))
+    events = conn.receive_data(pings)
+    assert len(events) == 10_000
+    assert conn.data_to_send() == command(b"PONG", b"9999")
+    assert conn.data_to_send() == b""
+
+
 @pytest.mark.parametrize(
     ("ttl", "wire_ttl"), [(0.0, 0), (0.04, 0), (0.06, 1), (1.0, 10), (-3.0, 0), (1e9, 65535)]
 )

@@ -97,6 +97,8 @@ class Context:
                 sock._close_now()
             self._closed = True
             self._nursery.cancel_scope.cancel()
-            result: bool = await self._nursery_cm.__aexit__(exc_type, exc, tb)
+            # The block's own exception is not the nursery's: keep it out, so it
+            # propagates as raised instead of wrapped in an ExceptionGroup.
+            await self._nursery_cm.__aexit__(None, None, None)
             self._nursery = None
-        return result
+        return False

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from ..transport import Pipe
 from ..zmtp import SocketType
-from ._socket import Frames, Socket
+from ._socket import QUEUED, Frames, Socket
 from ._topics import TopicSet
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ class Pub(Socket):
     def _topic_removed(self, topic: bytes, *, gone_for_pipe: bool) -> None:
         pass
 
-    def _xsend(self, msg: Frames) -> bool:
+    def _xsend(self, msg: Frames) -> int:
         topic = msg[0]
         matching = [p for p in self.pipes if p.state.matches(topic)]
         if self._options.xpub_nodrop:
@@ -89,7 +89,7 @@ class Pub(Socket):
             if full:
                 for pipe in full:
                     pipe.outq.writer_waiting = True
-                return False
+                return 0
         first = True
         for pipe in matching:
             q = pipe.outq
@@ -99,7 +99,7 @@ class Pub(Socket):
             # One list per pipe: an inproc receiver may mutate what recv returned.
             q.put(msg if first else list(msg))
             first = False
-        return True
+        return QUEUED
 
 
 class XPub(Pub):
@@ -184,20 +184,20 @@ class XSub(Socket):
         for i, pipe in enumerate(self.pipes):
             pipe.outq.put(msg if i == 0 else list(msg))
 
-    def _xsend(self, msg: Frames) -> bool:
+    def _xsend(self, msg: Frames) -> int:
         sub = _subscription(msg)
         if sub is not None:
             kind, topic = sub
             if kind == SUBSCRIBE:
                 self._subs.add(topic)
             elif not self._subs.remove(topic) and topic in self._subs:
-                return True  # still subscribed by someone else: nothing to send
+                return QUEUED  # still subscribed by someone else: nothing to send
             self._send_upstream(msg)
-            return True
+            return QUEUED
         for pipe in self.pipes:
             if not pipe.outq.full():
                 pipe.outq.put(list(msg))
-        return True
+        return QUEUED
 
     def _xrecv(self) -> Frames | None:
         return self._fq_recv()
@@ -227,7 +227,7 @@ class Sub(XSub):
         if self._subs.remove(t):
             self._send_upstream([b"\x00" + t])
 
-    def _xsend(self, msg: Frames) -> bool:
+    def _xsend(self, msg: Frames) -> int:
         return Socket._xsend(self, msg)
 
     def _xrecv(self) -> Frames | None:

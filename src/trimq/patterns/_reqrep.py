@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, ClassVar
 from .._errors import SocketStateError
 from ..transport import Pipe
 from ..zmtp import SocketType
-from ._socket import Frames, Socket
+from ._socket import DROPPED, QUEUED, Frames, Socket
 
 if TYPE_CHECKING:
     from .._options import SocketOptions
@@ -33,7 +33,7 @@ class Req(Socket):
         self._awaiting = False
         self._request_id = random.getrandbits(32)
 
-    def _xsend(self, msg: Frames) -> bool:
+    def _xsend(self, msg: Frames) -> int:
         if self._awaiting and not self._options.req_relaxed:
             raise SocketStateError(
                 "REQ socket is waiting for a reply: recv() it before sending another "
@@ -41,7 +41,7 @@ class Req(Socket):
             )
         pipe = self._lb_pipe()
         if pipe is None:
-            return False
+            return 0
         if self._reply_pipe is not None:
             self._discard_input(self._reply_pipe)
         if self._options.req_correlate:
@@ -52,7 +52,7 @@ class Req(Socket):
         pipe.outq.put(envelope + msg)
         self._reply_pipe = pipe
         self._awaiting = True
-        return True
+        return QUEUED
 
     def _xrecv(self) -> Frames | None:
         if not self._awaiting:
@@ -128,13 +128,12 @@ class Rep(Socket):
             return body
         return None
 
-    def _xsend(self, msg: Frames) -> bool:
+    def _xsend(self, msg: Frames) -> int:
         if self._reply_to is None:
             raise SocketStateError("REP socket has no request to answer: recv() one first")
         pipe, envelope = self._reply_to
         self._reply_to = None
         if pipe.alive and not pipe.outq.full():
             pipe.outq.put(envelope + msg)
-        else:
-            self._dropped += 1  # the requester is gone or not reading, as in libzmq
-        return True
+            return QUEUED
+        return DROPPED  # the requester is gone or not reading, as in libzmq

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, ClassVar
 from .._errors import HostUnreachableError
 from ..transport import Pipe
 from ..zmtp import SocketType
-from ._socket import Frames, Socket
+from ._socket import DROPPED, QUEUED, Frames, Socket
 
 if TYPE_CHECKING:
     from .._options import SocketOptions
@@ -68,21 +68,19 @@ class Router(Socket):
         assert self._fq_pipe is not None
         return [self._fq_pipe.identity, *msg]
 
-    def _xsend(self, msg: Frames) -> bool:
+    def _xsend(self, msg: Frames) -> int:
         if len(msg) < 2:
             raise ValueError("ROUTER messages need a routing-id frame and at least one more")
         pipe = self._by_id.get(msg[0])
         if pipe is None:
             if self._options.router_mandatory:
                 raise HostUnreachableError(f"no peer with routing id {msg[0]!r} is connected")
-            self._dropped += 1
-            return True
+            return DROPPED
         q = pipe.outq
         if q.hwm and len(q.items) >= q.hwm:
             if self._options.router_mandatory:
                 q.writer_waiting = True
-                return False
-            self._dropped += 1
-            return True
+                return 0
+            return DROPPED
         q.put(msg[1:])
-        return True
+        return QUEUED

@@ -21,6 +21,8 @@ from .._errors import InvalidEndpointError, NotSupportedError
 from .._monitor import EventType, Monitor, MonitorEvent
 from .._options import SocketOptions
 from ..transport import (
+    Listener,
+    MsgQueue,
     Pipe,
     Waiters,
     connect_loop,
@@ -28,20 +30,24 @@ from ..transport import (
     parse_endpoint,
     serve_listener,
 )
-from ..transport._pipe import MsgQueue
 from ..zmtp import SocketType
 
 if TYPE_CHECKING:
     from ._context import Context
 
-__all__ = ["Buffer", "Socket", "SocketStatistics"]
+__all__ = ["DROPPED", "QUEUED", "Buffer", "Socket", "SocketStatistics"]
 
 log = logging.getLogger("trimq")
 
 Buffer = bytes | bytearray | memoryview
 Frames = list[bytes]
-_checkpoint = trio.lowlevel.checkpoint
+_cancel_shielded_checkpoint = trio.lowlevel.cancel_shielded_checkpoint
 _checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
+#: ``_xsend`` results: 0 (falsy) means "would block".
+QUEUED, DROPPED = 1, 2
+_CONFLATING_TYPES = frozenset(
+    {SocketType.DEALER, SocketType.PULL, SocketType.PUSH, SocketType.PUB, SocketType.SUB}
+)
 # A send or recv that need not block still yields to the scheduler every this
 # many calls, so a tight loop cannot starve the socket's own I/O tasks.
 YIELD_EVERY = 64
@@ -53,10 +59,11 @@ class SocketStatistics:
 
     Attributes:
         peers: pipes currently attached.
-        messages_sent: messages accepted by ``send*`` (not counting drops).
+        messages_sent: messages queued by ``send*`` (not counting drops).
         messages_received: messages returned by ``recv*``.
-        messages_dropped: messages dropped by the pattern (PUB to a full subscriber,
-            ROUTER to an unknown peer, REQ replies from the wrong peer...).
+        messages_dropped: messages dropped by the pattern: ROUTER to an unknown or
+            full peer, each subscriber's copy a PUB could not queue, REQ replies
+            from the wrong peer, SUB messages nobody subscribed to...
         protocol_errors: connections dropped because the peer broke ZMTP.
     """
 
@@ -81,6 +88,7 @@ class _EndpointHandle:
     scope: trio.CancelScope | None = None
     pipe: Pipe | None = None
     inproc_name: str = ""
+    listener: Listener | None = None
 
 
 class Socket:
@@ -125,6 +133,12 @@ class Socket:
     def options(self) -> SocketOptions:
         """The socket's options (read them here; change them with :meth:`set_options`)."""
         return self._options
+
+    @property
+    def conflates(self) -> bool:
+        """Whether ``conflate`` is on and applies to this type (as libzmq: DEALER,
+        PULL, PUSH, PUB and SUB; the others ignore the option)."""
+        return self._options.conflate and self.socket_type in _CONFLATING_TYPES
 
     @property
     def closed(self) -> bool:
@@ -195,7 +209,7 @@ class Socket:
     def new_pipe(self, endpoint: str, peer: str, identity: bytes) -> Pipe | None:
         """Make and attach a pipe for a new tcp/ipc peer (None: refused)."""
         opts = self._options
-        conflate = opts.conflate
+        conflate = self.conflates
         pipe = Pipe(
             MsgQueue(opts.rcvhwm, conflate=conflate),
             MsgQueue(opts.sndhwm, conflate=conflate),
@@ -225,7 +239,9 @@ class Socket:
             pass
         else:
             self._xdetach(pipe)
-        pipe.outq.items.clear()
+        if not pipe.inproc:
+            # An inproc outq is the peer's inq: what is in it is already delivered.
+            pipe.outq.items.clear()
         terminate = pipe.on_terminate
         pipe.on_terminate = lambda: None
         terminate()
@@ -251,7 +267,8 @@ class Socket:
             self._ready.append(pipe)
         self._recv_waiters.wake()
 
-    def _xsend(self, msg: Frames) -> bool:
+    def _xsend(self, msg: Frames) -> int:
+        """Route ``msg``: QUEUED, DROPPED (the pattern discards it), or 0 to wait for room."""
         raise NotSupportedError(f"{self.socket_type.name} sockets cannot send")
 
     def _xrecv(self) -> Frames | None:
@@ -301,7 +318,7 @@ class Socket:
             pipe.outq.writer_waiting = True
         return None
 
-    def _lb_send(self, msg: Frames) -> bool:
+    def _lb_send(self, msg: Frames) -> int:
         pipes = self.pipes
         if len(pipes) == 1:  # the common case, without the round-robin arithmetic
             q = pipes[0].outq
@@ -310,12 +327,12 @@ class Socket:
                 items.append(msg)
                 if len(items) == 1:
                     q.on_readable()
-                return True
+                return QUEUED
         pipe = self._lb_pipe()
         if pipe is None:
-            return False
+            return 0
         pipe.outq.put(msg)
-        return True
+        return QUEUED
 
     # ------------------------------------------------------------------ sending
 
@@ -327,54 +344,83 @@ class Socket:
         """Send one frame; with ``more=True`` it waits for the rest of the message.
 
         Waits while the pattern says to (HWM reached, no peer yet); drops where
-        the pattern drops (PUB). Raises :class:`trio.ClosedResourceError` once closed.
+        the pattern drops (PUB, ROUTER). If it raises ``Cancelled``, nothing was
+        sent. Raises :class:`trio.ClosedResourceError` once the socket is closed.
         """
+        # Check cancellation first: a send that raises Cancelled must not have happened.
+        await _checkpoint_if_cancelled()
         frame: bytes = data if data.__class__ is bytes else to_bytes(data)
         if more:
-            await _checkpoint_if_cancelled()
             self._check_open()
             self._tx_partial.append(frame)
             return
         if self._tx_partial:
-            msg, self._tx_partial = [*self._tx_partial, frame], []
+            msg = self._with_partial(frame)
         else:
             msg = [frame]
-        # The fast path, inlined: no extra coroutine frame per message.
-        if not self._closed and self._xsend(msg):
-            self._sent = n = self._sent + 1
-            if n % YIELD_EVERY:
-                await _checkpoint_if_cancelled()
-            else:
-                await _checkpoint()
-            return
+        if not self._closed:
+            # The fast path, inlined: no extra coroutine frame per message.
+            status = self._xsend(msg)
+            if status == QUEUED:
+                self._sent = n = self._sent + 1
+                if self._tx_partial:
+                    self._tx_partial = []
+                if not n % YIELD_EVERY:
+                    await _cancel_shielded_checkpoint()
+                return
+            if status:
+                self._dropped += 1
+                self._tx_partial = []
+                return
         await self._send_slow(msg)
 
     async def send_multipart(self, frames: Iterable[Buffer]) -> None:
         """Send a multipart message; the peer receives all of it or none of it."""
+        await _checkpoint_if_cancelled()
         msg: Frames = [f if f.__class__ is bytes else to_bytes(f) for f in frames]
         if not msg:
             raise ValueError("a message needs at least one frame")
-        if self._tx_partial:
-            msg, self._tx_partial = [*self._tx_partial, *msg], []
-        if len(msg) > 1 and self._options.conflate:
-            raise ValueError("a conflate socket only carries single-frame messages")
-        if not self._closed and self._xsend(msg):
-            self._sent = n = self._sent + 1
-            if n % YIELD_EVERY:
-                await _checkpoint_if_cancelled()
-            else:
-                await _checkpoint()
-            return
+        if self._tx_partial or (len(msg) > 1 and self.conflates):
+            msg = self._with_partial(*msg)
+        if not self._closed:
+            status = self._xsend(msg)
+            if status == QUEUED:
+                self._sent = n = self._sent + 1
+                if self._tx_partial:
+                    self._tx_partial = []
+                if not n % YIELD_EVERY:
+                    await _cancel_shielded_checkpoint()
+                return
+            if status:
+                self._dropped += 1
+                self._tx_partial = []
+                return
         await self._send_slow(msg)
+
+    def _with_partial(self, *last: bytes) -> Frames:
+        # The frames sent with more=True stay pending until the whole message is
+        # sent: a cancelled final send() can be retried.
+        msg = [*self._tx_partial, *last]
+        if len(msg) > 1 and self.conflates:
+            self._tx_partial = []
+            raise ValueError(
+                "a socket with conflate=True only carries single-frame messages; "
+                "send one frame per message"
+            )
+        return msg
 
     async def _send_slow(self, msg: Frames) -> None:
         self._check_open()
-        await _checkpoint_if_cancelled()
         while True:
             await self._send_waiters.wait()
             self._check_open()
-            if self._xsend(msg):
-                self._sent += 1
+            status = self._xsend(msg)
+            if status:
+                if status == QUEUED:
+                    self._sent += 1
+                else:
+                    self._dropped += 1
+                self._tx_partial = []
                 return
 
     def send_nowait(self, data: Buffer) -> None:
@@ -384,11 +430,17 @@ class Socket:
     def send_multipart_nowait(self, frames: Iterable[Buffer]) -> None:
         """Send a multipart message now or raise :class:`trio.WouldBlock`."""
         self._check_open()
-        msg = [*self._tx_partial, *(f if f.__class__ is bytes else to_bytes(f) for f in frames)]
-        if not self._xsend(msg):
+        msg = [f if f.__class__ is bytes else to_bytes(f) for f in frames]
+        if not msg:
+            raise ValueError("a message needs at least one frame")
+        status = self._xsend(self._with_partial(*msg))
+        if not status:
             raise trio.WouldBlock
         self._tx_partial = []
-        self._sent += 1
+        if status == QUEUED:
+            self._sent += 1
+        else:
+            self._dropped += 1
 
     # ---------------------------------------------------------------- receiving
 
@@ -398,27 +450,28 @@ class Socket:
         return bool(self._rx_partial)
 
     async def recv(self) -> bytes:
-        """Receive the next frame (use :meth:`recv_multipart` for whole messages)."""
+        """Receive the next frame (use :meth:`recv_multipart` for whole messages).
+
+        If it raises ``Cancelled``, nothing was received.
+        """
+        await _checkpoint_if_cancelled()
         if self._rx_partial:
-            await _checkpoint_if_cancelled()
             return self._rx_partial.popleft()
         msg = None if self._closed else self._xrecv()
         if msg is None:
             msg = await self._recv_slow()
         else:
             self._received = n = self._received + 1
-            if n % YIELD_EVERY:
-                await _checkpoint_if_cancelled()
-            else:
-                await _checkpoint()
+            if not n % YIELD_EVERY:
+                await _cancel_shielded_checkpoint()
         if len(msg) > 1:
             self._rx_partial.extend(msg[1:])
         return msg[0]
 
     async def recv_multipart(self) -> list[bytes]:
         """Receive a whole message (the rest of it, if ``recv`` took its first frames)."""
+        await _checkpoint_if_cancelled()
         if self._rx_partial:
-            await _checkpoint_if_cancelled()
             rest = list(self._rx_partial)
             self._rx_partial.clear()
             return rest
@@ -426,15 +479,12 @@ class Socket:
         if msg is None:
             return await self._recv_slow()
         self._received = n = self._received + 1
-        if n % YIELD_EVERY:
-            await _checkpoint_if_cancelled()
-        else:
-            await _checkpoint()
+        if not n % YIELD_EVERY:
+            await _cancel_shielded_checkpoint()
         return msg
 
     async def _recv_slow(self) -> Frames:
         self._check_open()
-        await _checkpoint_if_cancelled()
         while True:
             await self._recv_waiters.wait()
             self._check_open()
@@ -523,7 +573,7 @@ class Socket:
                 self.emit(EventType.BIND_FAILED, endpoint, reason=str(exc))
                 raise OSError(exc.errno, f"cannot bind {endpoint}: {exc.strerror or exc}") from exc
             bound = listener.endpoint
-            handle = _EndpointHandle("bind", bound)
+            handle = _EndpointHandle("bind", bound, listener=listener)
             self._spawn(handle, serve_listener, self, listener)
         self._endpoints.setdefault(bound, []).append(handle)
         if bound != endpoint:
@@ -546,14 +596,15 @@ class Socket:
             handle.pipe = self._ctx._inproc.connect(ep.path, self)
         else:
             pipe = None
-            if self._pipe_before_connect():
+            if self.pipe_before_connect():
                 pipe = self.new_pipe(endpoint, "", b"")
             handle.pipe = pipe
             self._spawn(handle, connect_loop, self, ep, endpoint, pipe)
         self._endpoints.setdefault(endpoint, []).append(handle)
         self.last_endpoint = endpoint
 
-    def _pipe_before_connect(self) -> bool:
+    def pipe_before_connect(self) -> bool:
+        """Whether a connect makes a pipe at once, so sends queue before the peer exists."""
         # ROUTER cannot route to a peer before it knows its identity.
         return not self._options.immediate and self.socket_type is not SocketType.ROUTER
 
@@ -582,6 +633,8 @@ class Socket:
     def _stop_handle(self, handle: _EndpointHandle) -> None:
         if handle.scope is not None:
             handle.scope.cancel()
+        if handle.listener is not None:
+            handle.listener.close()
         if handle.pipe is not None:
             self.detach_pipe(handle.pipe)
         if handle.inproc_name:

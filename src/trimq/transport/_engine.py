@@ -66,7 +66,8 @@ class Engine:
         self.writer_wake = Waiters()
         self.reader_wake = Waiters()
         self.last_rx = trio.current_time()
-        self.ttl_deadline = math.inf
+        self.peer_ttl = math.inf  # from the peer's last PING: silence this long is fatal
+        self.hb_sleep: trio.CancelScope | None = None
         self.handshaken = False
         self.heartbeating = False
         self.nursery: trio.Nursery | None = None
@@ -154,10 +155,14 @@ class Engine:
         elif isinstance(event, CancelEvent):
             pipe.inq.items.append([b"\x00" + event.topic])
         elif isinstance(event, Ping):
-            self.ttl_deadline = event.ttl if event.ttl > 0 else math.inf
-            if event.ttl > 0 and not self.heartbeating and self.nursery is not None:
-                self.heartbeating = True
-                self.nursery.start_soon(self._guard, self._heartbeat)
+            self.peer_ttl = event.ttl if event.ttl > 0 else math.inf
+            if event.ttl > 0:
+                if not self.heartbeating and self.nursery is not None:
+                    self.heartbeating = True
+                    self.nursery.start_soon(self._guard, self._heartbeat)
+                elif self.hb_sleep is not None:
+                    # The heartbeat task may be asleep until a later deadline.
+                    self.hb_sleep.deadline = min(self.hb_sleep.deadline, self.last_rx + event.ttl)
             self.writer_wake.wake()
 
     async def _reader(self, pipe: Pipe) -> None:
@@ -213,11 +218,12 @@ class Engine:
         next_ping = trio.current_time() + ivl
         waiting_since = math.inf  # when we sent a PING that nothing has answered yet
         while True:
-            await trio.sleep_until(
-                min(next_ping, waiting_since + timeout, self.last_rx + self.ttl_deadline)
-            )
+            deadline = min(next_ping, waiting_since + timeout, self.last_rx + self.peer_ttl)
+            with trio.CancelScope(deadline=deadline) as self.hb_sleep:
+                await trio.sleep_forever()
+            self.hb_sleep = None
             now = trio.current_time()
-            if now >= self.last_rx + self.ttl_deadline:
+            if now >= self.last_rx + self.peer_ttl:
                 raise _PeerGone("peer's heartbeat TTL expired: no traffic from it")
             if self.last_rx >= waiting_since:
                 waiting_since = math.inf

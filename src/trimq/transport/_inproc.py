@@ -33,6 +33,7 @@ class _Pending:
     owner: PipeOwner
     pipe: Pipe  # the connector's own pipe, already attached
     far: Pipe  # the half the binder will attach
+    attached: bool  # whether ``pipe`` is attached to its socket yet
 
 
 @attrs.define
@@ -55,10 +56,17 @@ class InprocRegistry:
                 connector.emit(EventType.HANDSHAKE_FAILED_PROTOCOL, mine.endpoint, "", reason)
                 connector.detach_pipe(mine)
                 continue
-            if connector.options.immediate and not connector.attach_pipe(mine):
-                continue
             if mine.alive:
-                self._link(owner, pending.far, connector, mine)
+                if owner.conflates:
+                    mine.outq.set_conflate()
+                    mine.inq.set_conflate()
+                elif not connector.conflates:
+                    # Now the binder's HWMs are known, add them (libzmq's "hwm boost").
+                    copts, bopts = connector.options, owner.options
+                    mine.outq.hwm = _pair_hwm(copts.sndhwm, bopts.rcvhwm)
+                    mine.inq.hwm = _pair_hwm(bopts.sndhwm, copts.rcvhwm)
+                self._link(owner, pending.far, connector, mine, attached=pending.attached)
+                mine.outq.notify_space()
 
     def unbind(self, name: str, owner: PipeOwner) -> None:
         """Release ``name`` (existing pipes stay connected, as in libzmq)."""
@@ -74,38 +82,43 @@ class InprocRegistry:
         binder = self._bound.get(name)
         opts = owner.options
         if binder is None:
-            # The binder's HWMs are unknown yet; assume it uses the same as ours.
+            # Until the binder exists only our own HWMs apply, as in libzmq.
             mine, far = inproc_pipe_pair(
-                _pair_hwm(opts.sndhwm, opts.rcvhwm),
-                _pair_hwm(opts.sndhwm, opts.rcvhwm),
+                opts.sndhwm,
+                opts.rcvhwm,
                 endpoint,
-                conflate=opts.conflate,
+                conflate=owner.conflates,
             )
             far.identity = opts.routing_id
-            # With immediate=True nothing is queued before the peer exists.
-            if not opts.immediate and not owner.attach_pipe(mine):
+            # Queue before the peer exists, unless immediate=True or the socket
+            # needs the peer's identity first (ROUTER).
+            attached = owner.pipe_before_connect()
+            if attached and not owner.attach_pipe(mine):
                 return None
-            self._pending.setdefault(name, []).append(_Pending(owner, mine, far))
+            self._pending.setdefault(name, []).append(_Pending(owner, mine, far, attached))
             owner.emit(EventType.CONNECT_DELAYED, endpoint)
             return mine
         if not peer_allowed(owner.socket_type, binder.socket_type):
             raise NotSupportedError(_mismatch(owner.socket_type, binder.socket_type))
         bopts = binder.options
         mine, far = inproc_pipe_pair(
-            _pair_hwm(bopts.sndhwm, opts.rcvhwm),
             _pair_hwm(opts.sndhwm, bopts.rcvhwm),
+            _pair_hwm(bopts.sndhwm, opts.rcvhwm),
             endpoint,
-            conflate=opts.conflate,
+            conflate=owner.conflates or binder.conflates,
         )
         far.identity = opts.routing_id
-        if not owner.attach_pipe(mine):
-            return None
-        self._link(binder, far, owner, mine)
-        return mine
+        self._link(binder, far, owner, mine, attached=False)
+        return mine if mine.alive else None
 
-    def _link(self, binder: PipeOwner, far: Pipe, connector: PipeOwner, mine: Pipe) -> None:
+    def _link(
+        self, binder: PipeOwner, far: Pipe, connector: PipeOwner, mine: Pipe, *, attached: bool
+    ) -> None:
         endpoint = far.endpoint
         mine.identity = binder.options.routing_id
+        if not attached and not connector.attach_pipe(mine):
+            mine.alive = False
+            return
         if not binder.attach_pipe(far):
             connector.detach_pipe(mine)
             return

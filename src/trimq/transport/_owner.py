@@ -23,6 +23,11 @@ class PipeOwner(Protocol):
     def options(self) -> SocketOptions: ...
 
     @property
+    def conflates(self) -> bool:
+        """Whether this socket keeps only the newest message in each queue."""
+        ...
+
+    @property
     def idle_waiters(self) -> Waiters:
         """Woken whenever a connection's writer goes idle or a pipe ends (for linger)."""
         ...
@@ -31,6 +36,9 @@ class PipeOwner(Protocol):
         self, type: EventType, endpoint: str, peer: str = "", reason: str = "", value: int = 0
     ) -> None:
         """Report a monitor event."""
+
+    def pipe_before_connect(self) -> bool:
+        """Whether a connecting socket queues messages before the peer exists."""
 
     def attach_pipe(self, pipe: Pipe) -> bool:
         """Start routing to and from ``pipe``; False refuses the peer."""

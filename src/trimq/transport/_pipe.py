@@ -48,6 +48,11 @@ class MsgQueue:
         self.on_writable: Callable[[], None] = noop
         self.writer_waiting = False
 
+    def set_conflate(self) -> None:
+        """From now on keep only the newest message."""
+        self.items = deque(self.items, maxlen=1)
+        self.hwm = 0
+
     def full(self) -> bool:
         """True if a writer must wait (or drop) before adding another message."""
         return bool(self.hwm) and len(self.items) >= self.hwm

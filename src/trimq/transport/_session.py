@@ -30,6 +30,8 @@ async def serve_listener(owner: PipeOwner, listener: Listener) -> None:
             while True:
                 try:
                     stream, peer = await listener.accept()
+                except trio.ClosedResourceError:
+                    return  # unbind or close closed the listener
                 except OSError as exc:
                     log.warning("accept on %s failed: %s", endpoint, exc)
                     owner.emit(EventType.ACCEPT_FAILED, endpoint, reason=str(exc))
@@ -38,8 +40,7 @@ async def serve_listener(owner: PipeOwner, listener: Listener) -> None:
                 owner.emit(EventType.ACCEPTED, endpoint, peer)
                 nursery.start_soon(run_engine, owner, stream, endpoint, peer)
         finally:
-            with trio.CancelScope(shield=True):
-                await listener.aclose()
+            listener.close()
             owner.emit(EventType.CLOSED, endpoint)
 
 
@@ -52,7 +53,8 @@ def next_delay(ivl_ms: int, ivl_max_ms: int, current_ms: float) -> tuple[float, 
     """
     if ivl_max_ms > ivl_ms:
         return current_ms, min(current_ms * 2, ivl_max_ms)
-    return ivl_ms + random.random() * ivl_ms, ivl_ms
+    # Whole milliseconds, as libzmq: the wait lies in [ivl, 2*ivl - 1].
+    return ivl_ms + random.randrange(max(ivl_ms, 1)), ivl_ms
 
 
 async def connect_loop(owner: PipeOwner, ep: Endpoint, endpoint: str, pipe: Pipe | None) -> None:
@@ -77,7 +79,8 @@ async def connect_loop(owner: PipeOwner, ep: Endpoint, endpoint: str, pipe: Pipe
                 if outcome.handshaken:
                     base = float(opts.reconnect_ivl)
             first = False
-            if opts.reconnect_ivl < 0:
+            if opts.reconnect_ivl <= 0:  # libzmq arms its reconnect timer only for ivl > 0
+                log.debug("not reconnecting to %s: reconnect_ivl=%d", endpoint, opts.reconnect_ivl)
                 return
             wait_ms, base = next_delay(opts.reconnect_ivl, opts.reconnect_ivl_max, base)
             owner.emit(EventType.CONNECT_RETRIED, endpoint, value=round(wait_ms))

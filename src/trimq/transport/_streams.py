@@ -32,12 +32,17 @@ class Listener:
         stream = await self.listener.accept()
         return stream, _peer_name(stream)
 
-    async def aclose(self) -> None:
-        """Stop listening (and remove our ipc socket file)."""
-        await self.listener.aclose()
+    def close(self) -> None:
+        """Stop listening now (and remove our ipc socket file, once).
+
+        Synchronous so that when ``unbind``/``aclose`` returns the address can be
+        bound again at once.
+        """
+        self.listener.socket.close()
         if self._unlink:
+            path, self._unlink = self._unlink, ""
             with contextlib.suppress(OSError):
-                os.unlink(self._unlink)
+                os.unlink(path)
 
 
 def _peer_name(stream: trio.SocketStream) -> str:

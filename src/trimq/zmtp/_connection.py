@@ -136,6 +136,9 @@ class ZmtpConnection:
             )
         )
         self._greeting = bytearray()
+        # The context of the PONG we owe; a newer PING replaces it, as in libzmq,
+        # so a peer that floods PINGs and never reads cannot grow our output.
+        self._pong_due: bytes | None = None
         self._peer_minor: int | None = None
         self._peer_socket_type: SocketType | None = None
         self._peer_identity = b""
@@ -220,9 +223,20 @@ class ZmtpConnection:
         Returns:
             Bytes to write to the peer, possibly empty.
         """
+        self._flush_pong()
         out = bytes(self._out)
         self._out.clear()
         return out
+
+    def _flush_pong(self) -> None:
+        if self._pong_due is not None:
+            context, self._pong_due = self._pong_due, None
+            self._queue_command(encode_command(PONG, context))
+
+    def _queue_after_pong(self, body: bytes) -> None:
+        # Keep the wire order of what we were asked: the PONG owed is older.
+        self._flush_pong()
+        self._queue_command(body)
 
     def send_ping(self, ttl: float = 0.0, context: bytes = b"") -> None:
         """Queue a heartbeat PING.
@@ -238,7 +252,7 @@ class ZmtpConnection:
         """
         if self._state != _READY:
             raise LocalProtocolError("cannot PING before the handshake is complete")
-        self._queue_command(encode_ping(ttl, context))
+        self._queue_after_pong(encode_ping(ttl, context))
 
     def send_error(self, reason: str) -> None:
         """Queue an ERROR command (fatal for the peer; close after sending it).
@@ -252,6 +266,7 @@ class ZmtpConnection:
         Raises:
             LocalProtocolError: ``reason`` is too long.
         """
+        self._flush_pong()
         self._out += encode_command_frame(encode_error(reason))
 
     def encode_messages(self, messages: Iterable[Sequence[BytesLike]]) -> Chunks:
@@ -280,6 +295,7 @@ class ZmtpConnection:
                 if self._error is None
                 else f"cannot send messages on a failed connection ({self._error})"
             )
+        self._flush_pong()
         out = self._out
         base = len(out)
         self._out = bytearray()
@@ -569,7 +585,7 @@ class ZmtpConnection:
         name, data = split_command(body)
         if name == PING:
             ping = decode_ping(data)
-            self._queue_command(encode_command(PONG, ping.context))
+            self._pong_due = ping.context
             events.append(ping)
         elif name == PONG:
             events.append(Pong(data))

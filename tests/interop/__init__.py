@@ -1,0 +1,1 @@
+"""Interoperability tests: trimq against libzmq (through pyzmq) over real sockets."""
