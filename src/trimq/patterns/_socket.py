@@ -10,7 +10,7 @@ import functools
 import logging
 import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
@@ -104,6 +104,8 @@ class Socket:
     socket_type: ClassVar[SocketType]
     _can_send: ClassVar[bool] = True
     _can_recv: ClassVar[bool] = True
+    #: See PipeOwner.flush_on_send: True for types that send one message per receive.
+    flush_on_send: ClassVar[bool] = False
 
     def __init__(self, context: Context, options: SocketOptions) -> None:
         self._ctx = context
@@ -120,6 +122,8 @@ class Socket:
         self._tx_partial: list[bytes] = []
         self._rx_partial: deque[bytes] = deque()
         self._lb_next = 0
+        #: Connections with messages their writer task has not picked up yet.
+        self.unflushed: list[Callable[[], None]] = []
         self.last_endpoint = ""
         self._sent = self._received = self._dropped = self._protocol_errors = 0
 
@@ -483,10 +487,24 @@ class Socket:
             await _cancel_shielded_checkpoint()
         return msg
 
+    def _flush(self) -> None:
+        # About to block: send what we queued now rather than a scheduling hop
+        # later (a REQ's request, a REP's reply), which is most of a round trip.
+        flushes, self.unflushed = self.unflushed, []
+        for flush in flushes:
+            flush()
+
     async def _recv_slow(self) -> Frames:
         self._check_open()
         while True:
-            await self._recv_waiters.wait()
+            if self.unflushed:
+                self._flush()
+            pipes = self.pipes
+            wait_input = pipes[0].wait_input if len(pipes) == 1 else None
+            if wait_input is None:
+                await self._recv_waiters.wait()
+            else:
+                await wait_input(self._recv_waiters)
             self._check_open()
             msg = self._xrecv()
             if msg is not None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .._monitor import EventType
     from .._options import SocketOptions
     from ..zmtp import SocketType
@@ -25,6 +27,17 @@ class PipeOwner(Protocol):
     @property
     def conflates(self) -> bool:
         """Whether this socket keeps only the newest message in each queue."""
+        ...
+
+    @property
+    def flush_on_send(self) -> bool:
+        """Whether a connection writes each message from the sending task itself
+        (for lockstep sockets, which never send bursts)."""
+        ...
+
+    @property
+    def unflushed(self) -> list[Callable[[], None]]:
+        """Connections' ``flush_now`` callbacks, run before a task of the socket blocks."""
         ...
 
     @property

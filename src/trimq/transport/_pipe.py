@@ -15,7 +15,7 @@ full→not-full edges, which are rare when traffic flows.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -103,6 +103,7 @@ class Pipe:
         "outq",
         "peer_address",
         "state",
+        "wait_input",
     )
 
     def __init__(self, inq: MsgQueue, outq: MsgQueue, endpoint: str) -> None:
@@ -121,6 +122,9 @@ class Pipe:
         self.state: Any = None
         #: Set by whoever drives the far end (an engine or the inproc peer socket).
         self.on_terminate: Callable[[], None] = noop
+        #: Set by an engine that lets a task blocked in ``recv`` wait for the
+        #: connection itself (see ``Engine.wait_input``); None otherwise.
+        self.wait_input: Callable[[Waiters], Awaitable[None]] | None = None
 
     def __repr__(self) -> str:
         return f"<Pipe {self.endpoint} peer={self.peer_address or self.identity!r}>"
@@ -139,21 +143,39 @@ def inproc_pipe_pair(
 
 class Waiters:
     """Tasks parked until a condition may have changed (a thin ParkingLot wrapper
-    that skips the unpark call when nobody waits, which is the common case)."""
+    that skips the unpark call when nobody waits, which is the common case).
 
-    __slots__ = ("_lot",)
+    A task that waits for something else at the same time (a socket becoming
+    readable) registers a callback instead, which the next :meth:`wake` calls.
+    """
+
+    __slots__ = ("_lot", "_wakers")
 
     def __init__(self) -> None:
         self._lot = trio.lowlevel.ParkingLot()
+        self._wakers: list[Callable[[], None]] = []
 
     def __bool__(self) -> bool:
-        return bool(self._lot)
+        return bool(self._lot) or bool(self._wakers)
 
     async def wait(self) -> None:
         """Park until :meth:`wake` (or cancellation)."""
         await self._lot.park()
 
+    def add_waker(self, waker: Callable[[], None]) -> None:
+        """Call ``waker`` at the next :meth:`wake`."""
+        self._wakers.append(waker)
+
+    def remove_waker(self, waker: Callable[[], None]) -> None:
+        """Forget ``waker`` (its wait ended some other way)."""
+        if waker in self._wakers:
+            self._wakers.remove(waker)
+
     def wake(self) -> None:
         """Wake every parked task."""
         if self._lot:
             self._lot.unpark_all()
+        if self._wakers:
+            wakers, self._wakers = self._wakers, []
+            for waker in wakers:
+                waker()
