@@ -794,10 +794,11 @@ async def test_hundreds_of_idle_half_open_connections_are_reaped() -> None:
             timeouts = [
                 e
                 for e in h.events
-                if e.type == EventType.HANDSHAKE_FAILED_PROTOCOL and "timed out" in e.reason
+                if e.type == EventType.HANDSHAKE_FAILED_NO_DETAIL and "timed out" in e.reason
             ]
             assert len(timeouts) == IDLE_CONNECTIONS
-            assert h.sock.statistics().protocol_errors == errors_before + IDLE_CONNECTIONS
+            # Idle peers are not protocol errors (health checks and scanners do this).
+            assert h.sock.statistics().protocol_errors == errors_before
             _, peak = tracemalloc.get_traced_memory()
             assert peak - mem_before < 10 * 2**20, f"peak grew by {peak - mem_before} bytes"
             await h.finish()

@@ -463,8 +463,14 @@ async def run_engine(
 
 
 def _failed(owner: PipeOwner, endpoint: str, peer: str, reason: str, *, protocol: bool) -> Outcome:
-    log.warning("handshake with %s on %s failed: %s", peer or "peer", endpoint, reason)
-    owner.emit(EventType.HANDSHAKE_FAILED_PROTOCOL, endpoint, peer, reason)
+    # A broken protocol is worth a warning; a peer that connects and leaves or
+    # stalls (port scanners, health checks, timeouts) is routine, so only INFO.
+    level = logging.WARNING if protocol else logging.INFO
+    log.log(level, "handshake with %s on %s failed: %s", peer or "peer", endpoint, reason)
+    if protocol:
+        owner.emit(EventType.HANDSHAKE_FAILED_PROTOCOL, endpoint, peer, reason)
+    else:
+        owner.emit(EventType.HANDSHAKE_FAILED_NO_DETAIL, endpoint, peer, reason)
     return Outcome(protocol, False, reason)
 
 
