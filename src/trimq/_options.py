@@ -52,10 +52,11 @@ class SocketOptions:
     libzmq's default is -1, the classic hang at exit; trimq waits 1 s.
     """
     reconnect_ivl: int = attrs.field(default=100, validator=[_int, _at_least_minus_one])
-    """Delay before reconnecting; -1 disables reconnection."""
+    """Delay before reconnecting, in ms; 0 or -1 disables reconnection (as libzmq)."""
     reconnect_ivl_max: int = attrs.field(default=0, validator=[_int, _non_negative])
     """If set, the delay doubles after each failure up to this value."""
     backlog: int = attrs.field(default=100, validator=[_int, _non_negative])
+    """How many not-yet-accepted connections the kernel queues for a bound socket."""
     maxmsgsize: int = attrs.field(default=-1, validator=[_int, _at_least_minus_one])
     """Largest inbound message in bytes; larger ones drop the connection. -1: no limit."""
     handshake_ivl: int = attrs.field(default=30000, validator=[_int, _non_negative])

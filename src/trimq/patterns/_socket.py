@@ -629,7 +629,8 @@ class Socket:
     def _pop_endpoint(self, endpoint: str, kind: str) -> list[_EndpointHandle]:
         handles = [h for h in self._endpoints.get(endpoint, []) if h.kind == kind]
         if not handles:
-            raise InvalidEndpointError(f"{endpoint} was not {kind}ed on this socket")
+            done = "bound" if kind == "bind" else "connected"
+            raise InvalidEndpointError(f"{endpoint} was not {done} on this socket")
         for key in list(self._endpoints):
             self._endpoints[key] = [h for h in self._endpoints[key] if h not in handles]
             if not self._endpoints[key]:

@@ -204,6 +204,7 @@ class Engine:
         ) as exc:
             if self.error is None:
                 self.error = exc
+        self.eof = True  # the connection is ending: no more direct reads
         assert self.nursery is not None
         self.nursery.cancel_scope.cancel()
 
@@ -229,7 +230,7 @@ class Engine:
         elif isinstance(event, Ping):
             self.peer_ttl = event.ttl if event.ttl > 0 else math.inf
             if event.ttl > 0:
-                if not self.heartbeating and self.nursery is not None:
+                if not self.heartbeating and not self.eof and self.nursery is not None:
                     self.heartbeating = True
                     self.nursery.start_soon(self._guard, self._heartbeat)
                 elif self.hb_sleep is not None:
