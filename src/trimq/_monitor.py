@@ -63,7 +63,7 @@ class Monitor:
 
     Use it as an async iterator, optionally inside ``async with`` (which stops
     it on exit). Events are buffered without limit only up to ``max_buffer``;
-    beyond that the oldest are dropped and counted in :attr:`dropped`.
+    beyond that new events are dropped and counted in :attr:`dropped`.
     """
 
     _send: trio.MemorySendChannel[MonitorEvent]

@@ -9,6 +9,11 @@ import attrs
 __all__ = ["SocketOptions"]
 
 
+def _bytes_or_none(attr: attrs.Attribute[bytes | None], value: object) -> None:
+    if value is not None and not isinstance(value, bytes):
+        raise TypeError(f"{attr.name} must be bytes or None, got {type(value).__name__}")
+
+
 def _non_negative(_inst: object, attr: attrs.Attribute[int], value: int) -> None:
     if value < 0:
         raise ValueError(f"{attr.name} must be >= 0, got {value}")
@@ -91,7 +96,9 @@ class SocketOptions:
     """XPUB: report every unsubscribe too."""
     xpub_nodrop: bool = False
     """XPUB/PUB: wait (or WouldBlock) instead of dropping when a subscriber is full."""
-    xpub_welcome_msg: bytes | None = None
+    xpub_welcome_msg: bytes | None = attrs.field(
+        default=None, validator=lambda i, a, v: _bytes_or_none(a, v)
+    )
     """XPUB: send this message to every new subscriber."""
 
     def update(self, **kwargs: Any) -> None:

@@ -259,3 +259,13 @@ async def test_conflate_is_ignored_by_other_socket_types(
                 except trio.WouldBlock:
                     break
             assert got == [b"0", b"1", b"2"]
+
+
+def test_xpub_welcome_msg_must_be_bytes() -> None:
+    """A str would otherwise fail later, inside the listener's background task."""
+    with pytest.raises(TypeError, match="xpub_welcome_msg must be bytes"):
+        trimq.SocketOptions(xpub_welcome_msg="hello")  # type: ignore[arg-type]
+    opts = trimq.SocketOptions(xpub_welcome_msg=b"hello")
+    with pytest.raises(TypeError, match="xpub_welcome_msg must be bytes"):
+        opts.update(xpub_welcome_msg="bye")
+    assert opts.xpub_welcome_msg == b"hello"
