@@ -201,3 +201,22 @@ async def test_closing_the_socket_wakes_a_receiver_waiting_on_the_connection() -
                 await trio.testing.wait_all_tasks_blocked()
                 await pull.aclose()
             assert outcome == ["closed"]
+
+
+async def test_a_sender_that_never_receives_keeps_no_state_for_gone_peers() -> None:
+    """Connections register for flush-before-recv; a PUSH never drains that list,
+    so each connection must take its entry with it when it ends."""
+    with trio.fail_after(TIMEOUT):
+        async with trimq.Context() as ctx:
+            push = ctx.socket(trimq.PUSH, linger=0)
+            endpoint = await push.bind("tcp://127.0.0.1:*")
+            for round_ in range(5):
+                pull = ctx.socket(trimq.PULL, linger=0)
+                async with push.monitor() as events:
+                    await pull.connect(endpoint)
+                    await events.wait_for(trimq.EventType.HANDSHAKE_SUCCEEDED)
+                    await push.send(b"%d" % round_)
+                    assert await pull.recv() == b"%d" % round_
+                    await pull.aclose()
+                    await events.wait_for(trimq.EventType.DISCONNECTED)
+            assert push.unflushed == []

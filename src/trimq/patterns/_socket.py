@@ -373,8 +373,7 @@ class Socket:
                     await _cancel_shielded_checkpoint()
                 return
             if status:
-                self._dropped += 1
-                self._tx_partial = []
+                self._done_sending(status)
                 return
         await self._send_slow(msg)
 
@@ -396,8 +395,7 @@ class Socket:
                     await _cancel_shielded_checkpoint()
                 return
             if status:
-                self._dropped += 1
-                self._tx_partial = []
+                self._done_sending(status)
                 return
         await self._send_slow(msg)
 
@@ -420,12 +418,17 @@ class Socket:
             self._check_open()
             status = self._xsend(msg)
             if status:
-                if status == QUEUED:
-                    self._sent += 1
-                else:
-                    self._dropped += 1
-                self._tx_partial = []
+                self._done_sending(status)
                 return
+
+    def _done_sending(self, status: int) -> None:
+        # Off the hot path (send's inlined QUEUED case): count, and forget the
+        # more=True frames that went out with the message.
+        if status == QUEUED:
+            self._sent += 1
+        else:
+            self._dropped += 1
+        self._tx_partial = []
 
     def send_nowait(self, data: Buffer) -> None:
         """Send one frame now or raise :class:`trio.WouldBlock`."""
@@ -440,11 +443,7 @@ class Socket:
         status = self._xsend(self._with_partial(*msg))
         if not status:
             raise trio.WouldBlock
-        self._tx_partial = []
-        if status == QUEUED:
-            self._sent += 1
-        else:
-            self._dropped += 1
+        self._done_sending(status)
 
     # ---------------------------------------------------------------- receiving
 

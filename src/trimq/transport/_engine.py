@@ -19,7 +19,7 @@ import trio
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._monitor import EventType
 from ..zmtp import Cancel as CancelEvent
-from ..zmtp import Event, HandshakeComplete, Ping, Subscribe, ZmtpConnection
+from ..zmtp import Chunks, Event, HandshakeComplete, Ping, Subscribe, ZmtpConnection
 from ._owner import PipeOwner
 from ._pipe import Pipe, Waiters, noop
 
@@ -80,7 +80,7 @@ class Engine:
         self.pipe: Pipe | None = None
         self.writing = False  # the writer task is inside send_all
         self.flush_listed = False  # flush_now is in the owner's unflushed list
-        self.leftover: list[bytes | bytearray | memoryview] = []  # a direct write's unsent tail
+        self.leftover: Chunks = []  # a direct write's unsent tail
         self.dupfd = -1  # a second descriptor for a task blocked in recv (see wait_input)
         self.eof = False  # a direct read saw the end: leave the rest to the reader task
         self.input_waiting = False  # a task is in wait_input's wait_readable
@@ -135,6 +135,9 @@ class Engine:
             self.fd = -1  # the stream is about to close; its number may be reused
             pipe.outq.on_readable = noop
             pipe.wait_input = None
+            if self.flush_listed:  # a socket that never blocks in recv never drains it
+                self.flush_listed = False
+                self.owner.unflushed.remove(self.flush_now)
             if self.dupfd >= 0:
                 trio.lowlevel.notify_closing(self.dupfd)
                 os.close(self.dupfd)
@@ -202,9 +205,15 @@ class Engine:
             trio.ClosedResourceError,
             OSError,
         ) as exc:
-            if self.error is None:
-                self.error = exc
-        self.eof = True  # the connection is ending: no more direct reads
+            self._end(exc)
+        else:
+            self._end(None)
+
+    def _end(self, exc: Exception | None) -> None:
+        # End the connection; the first error is the one run() re-raises.
+        if self.error is None:
+            self.error = exc
+        self.eof = True  # no more direct reads
         assert self.nursery is not None
         self.nursery.cancel_scope.cancel()
 
@@ -302,11 +311,7 @@ class Engine:
         try:
             self._received(pipe, data)
         except RemoteProtocolError as exc:
-            self.eof = True
-            if self.error is None:
-                self.error = exc
-            assert self.nursery is not None
-            self.nursery.cancel_scope.cancel()
+            self._end(exc)
 
     def _interrupt_input_wait(self) -> None:
         # notify_closing wakes the tasks waiting on a descriptor (with
@@ -394,9 +399,7 @@ class Engine:
                 next_ping = now + ivl
 
 
-def _unsent(
-    chunks: list[bytes | bytearray | memoryview], sent: int
-) -> list[bytes | bytearray | memoryview]:
+def _unsent(chunks: Chunks, sent: int) -> Chunks:
     """What remains of ``chunks`` after the first ``sent`` bytes went out."""
     for i, chunk in enumerate(chunks):
         size = len(chunk)

@@ -8,6 +8,7 @@ entry point.
 """
 
 from ._connection import ZmtpConnection as ZmtpConnection
+from ._encoder import Chunks as Chunks
 from ._events import Cancel as Cancel
 from ._events import Event as Event
 from ._events import Frames as Frames
@@ -38,6 +39,7 @@ __all__ = [
     "MAX_FRAME_SIZE",
     "NOCOPY_THRESHOLD",
     "Cancel",
+    "Chunks",
     "Event",
     "Frames",
     "HandshakeComplete",
