@@ -9,6 +9,7 @@ codec raises these too. Where trio already has the right exception
 from __future__ import annotations
 
 __all__ = [
+    "AuthenticationError",
     "HandshakeError",
     "HostUnreachableError",
     "InvalidEndpointError",
@@ -57,6 +58,24 @@ class HandshakeError(RemoteProtocolError):
 
     .. versionadded:: 0.1
     """
+
+
+class AuthenticationError(HandshakeError):
+    """Authentication refused the handshake: our authenticator refused the peer,
+    or the peer's refused us (it sent ERROR during the handshake).
+
+    Attributes:
+        status_code: The ZAP status (400 refused, 300 try later, 500 handler
+            error), or 0 if none is known.
+        by_peer: True if the peer refused us, False if we refused the peer.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, message: str, status_code: int = 0, *, by_peer: bool = False) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.by_peer = by_peer
 
 
 class MessageTooLargeError(RemoteProtocolError):

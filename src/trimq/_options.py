@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import attrs
+
+from .zmtp._keys import curve_key
 
 __all__ = ["SocketOptions"]
 
@@ -33,6 +35,27 @@ def _routing_id(_inst: object, _attr: attrs.Attribute[bytes], value: bytes) -> N
 
 def _to_bytes(value: bytes | bytearray | memoryview | str) -> bytes:
     return value.encode() if isinstance(value, str) else bytes(value)
+
+
+def _to_bytes_or_none(value: bytes | bytearray | memoryview | str | None) -> bytes | None:
+    return None if value is None else _to_bytes(value)
+
+
+def _credential(_inst: object, attr: attrs.Attribute[bytes | None], value: bytes | None) -> None:
+    if value is not None and len(value) > 255:
+        raise ValueError(f"{attr.name} is at most 255 bytes (PLAIN's limit), got {len(value)}")
+
+
+def _key_converter(name: str) -> Any:
+    def convert(value: bytes | bytearray | memoryview | str | None) -> bytes | None:
+        return None if value is None else curve_key(value, name)
+
+    return convert
+
+
+def _key_field(name: str) -> Any:
+    # Secrets stay out of reprs, which end up in logs and tracebacks.
+    return attrs.field(default=None, converter=_key_converter(name), repr="secret" not in name)
 
 
 _int = attrs.validators.instance_of(int)
@@ -100,6 +123,34 @@ class SocketOptions:
         default=None, validator=lambda i, a, v: _bytes_or_none(a, v)
     )
     """XPUB: send this message to every new subscriber."""
+    plain_server: bool = False
+    """Be a PLAIN server: check clients' usernames and passwords through ZAP
+    (without a ZAP handler, as in libzmq, every PLAIN client is refused)."""
+    plain_username: bytes | None = attrs.field(
+        default=None, converter=_to_bytes_or_none, validator=_credential
+    )
+    """Be a PLAIN client with this username (set ``plain_password`` too)."""
+    plain_password: bytes | None = attrs.field(
+        default=None, converter=_to_bytes_or_none, validator=_credential, repr=False
+    )
+    """The PLAIN client's password."""
+    curve_server: bool = False
+    """Be a CURVE server; needs ``curve_secretkey``. Without a ZAP handler every
+    client that completes the handshake is accepted (as in libzmq)."""
+    curve_publickey: bytes | None = _key_field("curve_publickey")
+    """Our long-term CURVE public key (32 raw bytes or 40 Z85 characters; stored
+    raw). Derived from ``curve_secretkey`` if not set."""
+    curve_secretkey: bytes | None = _key_field("curve_secretkey")
+    """Our long-term CURVE secret key (raw or Z85; stored raw)."""
+    curve_serverkey: bytes | None = _key_field("curve_serverkey")
+    """Be a CURVE client of the server with this public key (raw or Z85); needs
+    ``curve_secretkey``."""
+    zap_domain: bytes = attrs.field(default=b"", converter=_to_bytes)
+    """Domain sent in ZAP requests. On a NULL socket, a non-empty domain turns
+    ZAP authentication on (by address), as in libzmq."""
+    zap_enforce_domain: bool = False
+    """Refuse CURVE and NULL peers when no ZAP handler runs in the Context
+    (by default they are accepted, as libzmq does; PLAIN is always refused)."""
 
     def update(self, **kwargs: Any) -> None:
         """Set several options by name, validating each; unknown names raise TypeError."""
@@ -111,6 +162,42 @@ class SocketOptions:
         candidate = attrs.evolve(self, **kwargs)
         for name in kwargs:
             setattr(self, name, getattr(candidate, name))
+
+    def security(self) -> Literal["NULL", "PLAIN", "CURVE"]:
+        """The mechanism these options select, after checking they are consistent.
+
+        Raises:
+            ValueError: Options of two mechanisms are set, or one is incomplete.
+        """
+        plain = self.plain_server or self.plain_username is not None
+        curve = self.curve_server or self.curve_serverkey is not None
+        if plain and curve:
+            raise ValueError(
+                "both PLAIN options (plain_server/plain_username) and CURVE options "
+                "(curve_server/curve_serverkey) are set: a socket uses one mechanism"
+            )
+        if curve:
+            if self.curve_server and self.curve_serverkey is not None:
+                raise ValueError(
+                    "curve_server=True and curve_serverkey are both set: a server has no "
+                    "server key to check; set curve_serverkey only on the client"
+                )
+            if self.curve_secretkey is None:
+                raise ValueError(
+                    "CURVE needs curve_secretkey (and curve_publickey): make a pair with "
+                    "trimq.curve_keypair() or 'trimq keygen NAME'"
+                )
+            return "CURVE"
+        if plain:
+            if self.plain_server and self.plain_username is not None:
+                raise ValueError(
+                    "plain_server=True and plain_username are both set: set the username "
+                    "only on the client"
+                )
+            if not self.plain_server and self.plain_password is None:
+                raise ValueError("plain_username is set without plain_password")
+            return "PLAIN"
+        return "NULL"
 
     @property
     def heartbeat_timeout_s(self) -> float:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from trimq._errors import (
+    AuthenticationError,
     HandshakeError,
     LocalProtocolError,
     MessageTooLargeError,
@@ -326,8 +327,8 @@ REFUSED: list[tuple[str, SocketType, bytes, type[Exception], str]] = [
         "error-in-handshake",
         S.DEALER,
         G + command(b"ERROR", b"\x03400"),
-        HandshakeError,
-        "peer sent ERROR: 400",
+        AuthenticationError,
+        "peer refused the handshake: ERROR '400'",
     ),
     (
         "error-after",

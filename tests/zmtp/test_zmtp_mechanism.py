@@ -249,6 +249,7 @@ def test_custom_multi_step_handshake() -> None:
                 peer_identity=b"",
                 peer_metadata={"Socket-Type": b"PAIR", "X-Via": b"two"},
                 peer_minor=1,
+                mechanism=b"XTWO",
             )
         ]
     )

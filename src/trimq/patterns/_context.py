@@ -17,6 +17,7 @@ from ._reqrep import Rep, Req
 from ._router import Router
 from ._simple import Dealer, Pair, Pull, Push
 from ._socket import Socket
+from ._zap import ZapClient
 
 __all__ = ["Context"]
 
@@ -42,6 +43,7 @@ class Context:
         self._nursery_cm: Any = None
         self._sockets: set[Socket] = set()
         self._inproc = InprocRegistry()
+        self._zap = ZapClient(self)
         self._closed = False
 
     def socket(self, socket_type: SocketType | int, **options: Any) -> Socket:

@@ -155,6 +155,9 @@ class XPub(Pub):
     def _xrecv(self) -> Frames | None:
         return self._notes.popleft() if self._notes else None
 
+    def _source_pipe(self) -> Pipe | None:
+        return None  # a notice may stand for several subscribers
+
 
 class XSub(Socket):
     """XSUB: receives everything its publishers send; subscribe by sending ``\\x01topic``.

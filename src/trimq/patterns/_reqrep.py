@@ -71,6 +71,9 @@ class Req(Socket):
             return body
         return None
 
+    def _source_pipe(self) -> Pipe | None:
+        return self._reply_pipe
+
     def _strip_envelope(self, msg: Frames) -> Frames | None:
         if self._options.req_correlate:
             rid = self._request_id.to_bytes(4, "big")

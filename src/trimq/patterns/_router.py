@@ -7,6 +7,7 @@ import random
 from typing import TYPE_CHECKING, ClassVar
 
 from .._errors import HostUnreachableError
+from .._peer import Peer
 from ..transport import Pipe
 from ..zmtp import SocketType
 from ._socket import DROPPED, QUEUED, Frames, Socket
@@ -67,6 +68,17 @@ class Router(Socket):
             return None
         assert self._fq_pipe is not None
         return [self._fq_pipe.identity, *msg]
+
+    def peer(self, routing_id: bytes) -> Peer:
+        """The peer that ``routing_id`` (the first frame of its messages) routes to.
+
+        Raises:
+            HostUnreachableError: No connected peer has that routing id.
+        """
+        pipe = self._by_id.get(routing_id)
+        if pipe is None or pipe.peer is None:
+            raise HostUnreachableError(f"no peer with routing id {routing_id!r} is connected")
+        return pipe.peer
 
     def _xsend(self, msg: Frames) -> int:
         if len(msg) < 2:

@@ -17,20 +17,22 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import attrs
 import trio
 
-from .._errors import InvalidEndpointError, NotSupportedError
+from .._errors import InvalidEndpointError, NotSupportedError, SocketStateError
 from .._monitor import EventType, Monitor, MonitorEvent
 from .._options import SocketOptions
+from .._peer import Message, Peer
 from ..transport import (
     Listener,
     MsgQueue,
     Pipe,
+    Security,
     Waiters,
     connect_loop,
     open_listener,
     parse_endpoint,
     serve_listener,
 )
-from ..zmtp import SocketType
+from ..zmtp import AuthRequest, Mechanism, SocketType, ZapReply
 
 if TYPE_CHECKING:
     from ._context import Context
@@ -65,6 +67,8 @@ class SocketStatistics:
             full peer, each subscriber's copy a PUB could not queue, REQ replies
             from the wrong peer, SUB messages nobody subscribed to...
         protocol_errors: connections dropped because the peer broke ZMTP.
+        auth_failures: handshakes that authentication refused, either way
+            (our authenticator refused the peer, or the peer refused us).
     """
 
     peers: int
@@ -72,6 +76,7 @@ class SocketStatistics:
     messages_received: int
     messages_dropped: int
     protocol_errors: int
+    auth_failures: int = 0
 
 
 def to_bytes(frame: Buffer | str) -> bytes:
@@ -125,7 +130,9 @@ class Socket:
         #: Connections with messages their writer task has not picked up yet.
         self.unflushed: list[Callable[[], None]] = []
         self.last_endpoint = ""
+        self._security = Security()
         self._sent = self._received = self._dropped = self._protocol_errors = 0
+        self._auth_failures = 0
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{len(self.pipes)} peers"
@@ -166,6 +173,7 @@ class Socket:
             messages_received=self._received,
             messages_dropped=self._dropped,
             protocol_errors=self._protocol_errors,
+            auth_failures=self._auth_failures,
         )
 
     # ------------------------------------------------------------------ monitor
@@ -191,6 +199,8 @@ class Socket:
             type is EventType.DISCONNECTED and reason.startswith("protocol error")
         ):
             self._protocol_errors += 1
+        elif type is EventType.HANDSHAKE_FAILED_AUTH:
+            self._auth_failures += 1
         if self._monitors:
             event = MonitorEvent(type, endpoint, peer, reason, value)
             for mon in list(self._monitors):
@@ -210,8 +220,11 @@ class Socket:
         self._send_waiters.wake()
         return True
 
-    def new_pipe(self, endpoint: str, peer: str, identity: bytes) -> Pipe | None:
-        """Make and attach a pipe for a new tcp/ipc peer (None: refused)."""
+    def new_pipe(self, endpoint: str, peer: Peer | None) -> Pipe | None:
+        """Make and attach a pipe for a new tcp/ipc peer (None: refused).
+
+        ``peer`` is None for a pipe made before its connection exists.
+        """
         opts = self._options
         conflate = self.conflates
         pipe = Pipe(
@@ -219,18 +232,29 @@ class Socket:
             MsgQueue(opts.sndhwm, conflate=conflate),
             endpoint,
         )
-        pipe.peer_address = peer
-        pipe.identity = identity
+        if peer is not None:
+            pipe.peer = peer
+            pipe.peer_address = peer.address
+            pipe.identity = peer.routing_id
         return pipe if self.attach_pipe(pipe) else None
 
-    def pipe_reconnected(self, pipe: Pipe, peer: str, identity: bytes) -> bool:
+    def pipe_reconnected(self, pipe: Pipe, peer: Peer) -> bool:
         """A kept pipe got a new connection (libzmq's "hiccup")."""
         if not pipe.alive or self._closed:
             return False
-        pipe.peer_address = peer
-        pipe.identity = identity
+        pipe.peer = peer
+        pipe.peer_address = peer.address
+        pipe.identity = peer.routing_id
         self._xhiccup(pipe)
         return True
+
+    def new_mechanism(self) -> Mechanism:
+        """The security mechanism for a new connection, from the options."""
+        return self._security.new_mechanism(self._options)
+
+    async def authenticate(self, request: AuthRequest, address: str) -> ZapReply:
+        """Ask the Context's ZAP handler about a peer (see ``trimq.auth``)."""
+        return await self._ctx._zap.authenticate(self._options, request, address)
 
     def detach_pipe(self, pipe: Pipe) -> None:
         """Stop routing to ``pipe``; messages already received stay readable."""
@@ -510,6 +534,42 @@ class Socket:
                 self._received += 1
                 return msg
 
+    async def recv_message(self) -> Message:
+        """Receive a whole message together with the peer that sent it.
+
+        ``message.peer`` says who that is: its transport and address, and what
+        the handshake proved (CURVE public key, ZAP user id), so an application
+        can decide per message what the sender may do. If it raises
+        ``Cancelled``, nothing was received.
+
+        Raises:
+            SocketStateError: ``recv`` returned part of a message; read the rest first.
+        """
+        await _checkpoint_if_cancelled()
+        if self._rx_partial:
+            raise SocketStateError(
+                "recv() took the first frames of a message: recv_multipart() the rest first"
+            )
+        msg = None if self._closed else self._xrecv()
+        if msg is None:
+            msg = await self._recv_slow()  # returns right after _xrecv: no task switch
+        else:
+            self._received += 1
+        pipe = self._source_pipe()
+        message = Message(msg, None if pipe is None else pipe.peer)
+        if not self._received % YIELD_EVERY:
+            await _cancel_shielded_checkpoint()
+        return message
+
+    def _source_pipe(self) -> Pipe | None:
+        """The pipe the message ``_xrecv`` just returned came from."""
+        return self._fq_pipe
+
+    @property
+    def peers(self) -> list[Peer]:
+        """The peers connected now (whose handshake completed), in no particular order."""
+        return [pipe.peer for pipe in self.pipes if pipe.peer is not None and pipe.alive]
+
     def recv_nowait(self) -> bytes:
         """The next frame if one is waiting, else raise :class:`trio.WouldBlock`."""
         if self._rx_partial:
@@ -576,6 +636,7 @@ class Socket:
         """
         self._check_open()
         ep = parse_endpoint(endpoint, for_bind=True)
+        self._options.security()  # refuse inconsistent security options now, not per peer
         if ep.transport == "inproc":
             await trio.lowlevel.checkpoint()
             self._ctx._inproc.bind(ep.path, self)
@@ -607,6 +668,7 @@ class Socket:
         """
         self._check_open()
         ep = parse_endpoint(endpoint)
+        self._options.security()
         await trio.lowlevel.checkpoint()
         handle = _EndpointHandle("connect", endpoint)
         if ep.transport == "inproc":
@@ -614,7 +676,7 @@ class Socket:
         else:
             pipe = None
             if self.pipe_before_connect():
-                pipe = self.new_pipe(endpoint, "", b"")
+                pipe = self.new_pipe(endpoint, None)
             handle.pipe = pipe
             self._spawn(handle, connect_loop, self, ep, endpoint, pipe)
         self._endpoints.setdefault(endpoint, []).append(handle)

@@ -5,8 +5,9 @@ from ._engine import Outcome, run_engine
 from ._inproc import InprocRegistry
 from ._owner import PipeOwner
 from ._pipe import MsgQueue, Pipe, Waiters, inproc_pipe_pair
+from ._security import Security
 from ._session import connect_loop, next_delay, serve_listener
-from ._streams import Listener, open_listener, open_stream
+from ._streams import Listener, open_listener, open_stream, peer_ip
 
 __all__ = [
     "Endpoint",
@@ -16,6 +17,7 @@ __all__ = [
     "Outcome",
     "Pipe",
     "PipeOwner",
+    "Security",
     "Waiters",
     "connect_loop",
     "inproc_pipe_pair",
@@ -23,6 +25,7 @@ __all__ = [
     "open_listener",
     "open_stream",
     "parse_endpoint",
+    "peer_ip",
     "run_engine",
     "serve_listener",
 ]

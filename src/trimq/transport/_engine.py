@@ -16,12 +16,14 @@ from typing import Any
 import attrs
 import trio
 
-from .._errors import LocalProtocolError, RemoteProtocolError
+from .._errors import AuthenticationError, LocalProtocolError, RemoteProtocolError
 from .._monitor import EventType
+from .._peer import Peer
+from ..zmtp import AuthRequest, Chunks, Event, HandshakeComplete, Ping, Subscribe, ZmtpConnection
 from ..zmtp import Cancel as CancelEvent
-from ..zmtp import Chunks, Event, HandshakeComplete, Ping, Subscribe, ZmtpConnection
 from ._owner import PipeOwner
 from ._pipe import Pipe, Waiters, noop
+from ._streams import peer_ip
 
 __all__ = ["Outcome", "run_engine"]
 
@@ -64,7 +66,10 @@ class Engine:
         self.endpoint = endpoint
         self.peer = peer
         self.conn = ZmtpConnection(
-            owner.socket_type, identity=opts.routing_id, maxmsgsize=opts.maxmsgsize
+            owner.socket_type,
+            identity=opts.routing_id,
+            maxmsgsize=opts.maxmsgsize,
+            mechanism=owner.new_mechanism(),
         )
         self.writer_wake = Waiters()
         self.reader_wake = Waiters()
@@ -86,7 +91,9 @@ class Engine:
         self.input_waiting = False  # a task is in wait_input's wait_readable
 
     async def handshake(self) -> tuple[HandshakeComplete, list[Event]]:
-        """Exchange greetings and READY; return the peer's info and events parsed after it."""
+        """Exchange greetings and the mechanism's handshake (asking the ZAP
+        handler when it calls for it); return the peer's info and the events
+        parsed after it."""
         await self.stream.send_all(self.conn.data_to_send())
         while True:
             data = await self.stream.receive_some(RECEIVE_SIZE)
@@ -99,6 +106,7 @@ class Engine:
                 if not any(isinstance(e, HandshakeComplete) for e in events):
                     raise
                 self.error = exc
+            events = await self._authenticate(events)
             out = self.conn.data_to_send()
             if out:
                 await self.stream.send_all(out)
@@ -106,7 +114,30 @@ class Engine:
                 if isinstance(event, HandshakeComplete):
                     return event, events[i + 1 :]
             if not data:
-                raise _PeerGone("peer closed the connection during the handshake")
+                raise _PeerGone(
+                    "peer closed the connection during the handshake, while we waited for "
+                    + self.conn.waiting_for
+                )
+
+    async def _authenticate(self, events: list[Event]) -> list[Event]:
+        # A mechanism's request for authentication ends the events of its read
+        # (nothing may follow it in a handshake); the verdict continues them.
+        if not events or not isinstance(events[-1], AuthRequest):
+            return events
+        verdict = await self.owner.authenticate(events[-1], peer_ip(self.stream))
+        try:
+            more = self.conn.auth_result(
+                verdict.status_code,
+                verdict.status_text.decode("utf-8", "replace"),
+                user_id=verdict.user_id,
+                metadata=verdict.metadata,
+            )
+        except AuthenticationError:
+            # Tell the peer why (ERROR with the status code), as libzmq does.
+            with trio.move_on_after(1):
+                await self.stream.send_all(self.conn.data_to_send())
+            raise
+        return [*events[:-1], *more]
 
     async def run(self, pipe: Pipe, pending: list[Event]) -> None:
         """Move messages between ``pipe`` and the stream until the connection ends.
@@ -423,7 +454,11 @@ async def run_engine(
 
     ``pipe`` is the connect side's long-lived pipe (None: make one on handshake).
     """
-    engine = Engine(owner, stream, endpoint, peer)
+    try:
+        engine = Engine(owner, stream, endpoint, peer)
+    except ValueError as exc:  # security options that do not fit together
+        await stream.aclose()
+        return _failed(owner, endpoint, peer, f"cannot start the handshake: {exc}", protocol=True)
     owns_pipe = pipe is None
     attached: Pipe | None = None
     try:
@@ -433,9 +468,10 @@ async def run_engine(
                 hs, pending = await engine.handshake()
             if hs_scope.cancelled_caught:
                 return _failed(owner, endpoint, peer, "handshake timed out", protocol=False)
+            info = _peer_info(hs, endpoint, peer)
             if pipe is None:
-                attached = owner.new_pipe(endpoint, peer, hs.peer_identity)
-            elif owner.pipe_reconnected(pipe, peer, hs.peer_identity):
+                attached = owner.new_pipe(endpoint, info)
+            elif owner.pipe_reconnected(pipe, info):
                 attached = pipe
             if attached is None:
                 return _failed(owner, endpoint, peer, "peer refused by the socket", protocol=True)
@@ -444,6 +480,8 @@ async def run_engine(
                 attached.on_terminate = scope.cancel
                 await engine.run(attached, pending)
             return _lost(owner, endpoint, peer, "closed by the socket", protocol=True)
+    except AuthenticationError as exc:
+        return _refused(owner, endpoint, peer, exc)
     except RemoteProtocolError as exc:
         if not engine.handshaken:
             return _failed(owner, endpoint, peer, str(exc), protocol=True)
@@ -476,6 +514,28 @@ def _failed(owner: PipeOwner, endpoint: str, peer: str, reason: str, *, protocol
     else:
         owner.emit(EventType.HANDSHAKE_FAILED_NO_DETAIL, endpoint, peer, reason)
     return Outcome(protocol, False, reason)
+
+
+def _refused(owner: PipeOwner, endpoint: str, peer: str, exc: AuthenticationError) -> Outcome:
+    # Refusing strangers is routine for a server on an open network (INFO); being
+    # refused ourselves usually means a misconfigured key or password (WARNING).
+    level = logging.WARNING if exc.by_peer else logging.INFO
+    log.log(level, "handshake with %s on %s failed: %s", peer or "peer", endpoint, exc)
+    owner.emit(EventType.HANDSHAKE_FAILED_AUTH, endpoint, peer, str(exc), exc.status_code)
+    return Outcome(True, False, str(exc))
+
+
+def _peer_info(hs: HandshakeComplete, endpoint: str, address: str) -> Peer:
+    return Peer(
+        transport=endpoint.partition("://")[0],
+        address=address,
+        mechanism=hs.mechanism.decode(),
+        user_id=hs.user_id,
+        public_key=hs.peer_key,
+        routing_id=hs.peer_identity,
+        socket_type=hs.peer_socket_type,
+        metadata=hs.peer_metadata,
+    )
 
 
 def _lost(owner: PipeOwner, endpoint: str, peer: str, reason: str, *, protocol: bool) -> Outcome:

@@ -14,6 +14,7 @@ import attrs
 
 from .._errors import NotSupportedError
 from .._monitor import EventType
+from .._peer import Peer
 from ..zmtp import SocketType, peer_allowed
 from ._owner import PipeOwner
 from ._pipe import Pipe, inproc_pipe_pair
@@ -42,6 +43,10 @@ class InprocRegistry:
 
     _bound: dict[str, PipeOwner] = attrs.field(factory=dict)
     _pending: dict[str, list[_Pending]] = attrs.field(factory=dict)
+
+    def is_bound(self, name: str) -> bool:
+        """Whether a socket is bound at ``inproc://name``."""
+        return name in self._bound
 
     def bind(self, name: str, owner: PipeOwner) -> None:
         """Claim ``name``; attach any connects that were waiting for it."""
@@ -116,6 +121,9 @@ class InprocRegistry:
     ) -> None:
         endpoint = far.endpoint
         mine.identity = binder.options.routing_id
+        # inproc has no handshake and no security: both ends are this process.
+        mine.peer = Peer("inproc", routing_id=mine.identity, socket_type=binder.socket_type)
+        far.peer = Peer("inproc", routing_id=far.identity, socket_type=connector.socket_type)
         if not attached and not connector.attach_pipe(mine):
             mine.alive = False
             return

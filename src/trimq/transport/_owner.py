@@ -9,7 +9,8 @@ if TYPE_CHECKING:
 
     from .._monitor import EventType
     from .._options import SocketOptions
-    from ..zmtp import SocketType
+    from .._peer import Peer
+    from ..zmtp import AuthRequest, Mechanism, SocketType, ZapReply
     from ._pipe import Pipe, Waiters
 
 __all__ = ["PipeOwner"]
@@ -56,11 +57,18 @@ class PipeOwner(Protocol):
     def attach_pipe(self, pipe: Pipe) -> bool:
         """Start routing to and from ``pipe``; False refuses the peer."""
 
-    def new_pipe(self, endpoint: str, peer: str, identity: bytes) -> Pipe | None:
+    def new_pipe(self, endpoint: str, peer: Peer | None) -> Pipe | None:
         """Create and attach a pipe for a new peer, or return None to refuse that peer."""
 
-    def pipe_reconnected(self, pipe: Pipe, peer: str, identity: bytes) -> bool:
+    def pipe_reconnected(self, pipe: Pipe, peer: Peer) -> bool:
         """A pipe kept across a reconnect has a new connection; False refuses it."""
+
+    def new_mechanism(self) -> Mechanism:
+        """The security mechanism for a new connection (raises ValueError if the
+        socket's security options are inconsistent)."""
+
+    async def authenticate(self, request: AuthRequest, address: str) -> ZapReply:
+        """Ask the ZAP handler about a peer at ``address`` (an IP, or ``""``)."""
 
     def detach_pipe(self, pipe: Pipe) -> None:
         """The peer is gone for good: stop routing to the pipe (queued input stays readable)."""

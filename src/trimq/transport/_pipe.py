@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 if TYPE_CHECKING:
+    from .._peer import Peer
     from ..zmtp import Frames
 
 __all__ = ["MsgQueue", "Pipe", "Waiters", "inproc_pipe_pair", "noop"]
@@ -88,6 +89,7 @@ class Pipe:
         identity: the peer's routing id (used by ROUTER).
         endpoint: the endpoint string this peer came through.
         peer_address: the remote address, for logs and monitor events.
+        peer: who is at the other end, once known.
     """
 
     __slots__ = (
@@ -101,6 +103,7 @@ class Pipe:
         "inq",
         "on_terminate",
         "outq",
+        "peer",
         "peer_address",
         "state",
         "wait_input",
@@ -112,6 +115,8 @@ class Pipe:
         self.endpoint = endpoint
         self.identity = b""
         self.peer_address = ""
+        #: Who is at the other end (set once a handshake identified it).
+        self.peer: Peer | None = None
         self.alive = True
         self.in_ready = False
         #: True while an engine is writing a batch taken from ``outq`` (for linger).

@@ -45,6 +45,18 @@ class Listener:
                 os.unlink(path)
 
 
+def peer_ip(stream: trio.abc.Stream) -> str:
+    """The peer's IP address without the port (what ZAP calls its address);
+    ``""`` for ipc and anything else that is not IP."""
+    if not isinstance(stream, trio.SocketStream):
+        return ""
+    try:
+        name = stream.socket.getpeername()
+    except OSError:
+        return ""
+    return str(name[0]) if isinstance(name, tuple) else ""
+
+
 def _peer_name(stream: trio.SocketStream) -> str:
     try:
         name = stream.socket.getpeername()

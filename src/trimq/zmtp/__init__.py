@@ -1,4 +1,4 @@
-"""Sans-I/O ZMTP 3.1 codec: greeting, NULL handshake, framing and commands.
+"""Sans-I/O ZMTP 3.1 codec: greeting, NULL/PLAIN/CURVE handshakes, framing, commands, ZAP.
 
 Everything here is pure and synchronous, with no trio import, so it can be
 driven by any I/O layer and fuzzed cheaply. :class:`ZmtpConnection` is the
@@ -8,7 +8,11 @@ entry point.
 """
 
 from ._connection import ZmtpConnection as ZmtpConnection
+from ._curve import CurveClientMechanism as CurveClientMechanism
+from ._curve import CurveServerKeys as CurveServerKeys
+from ._curve import CurveServerMechanism as CurveServerMechanism
 from ._encoder import Chunks as Chunks
+from ._events import AuthRequest as AuthRequest
 from ._events import Cancel as Cancel
 from ._events import Event as Event
 from ._events import Frames as Frames
@@ -24,11 +28,22 @@ from ._frames import MAX_FRAME_SIZE as MAX_FRAME_SIZE
 from ._frames import NOCOPY_THRESHOLD as NOCOPY_THRESHOLD
 from ._greeting import GREETING_SIZE as GREETING_SIZE
 from ._greeting import encode_greeting as encode_greeting
+from ._keys import curve_key as curve_key
+from ._keys import curve_keypair as curve_keypair
+from ._keys import curve_public as curve_public
+from ._keys import z85_decode as z85_decode
+from ._keys import z85_encode as z85_encode
 from ._mechanisms import HandshakeStep as HandshakeStep
 from ._mechanisms import Mechanism as Mechanism
 from ._mechanisms import NullMechanism as NullMechanism
+from ._plain import PlainClientMechanism as PlainClientMechanism
+from ._plain import PlainServerMechanism as PlainServerMechanism
 from ._sockettype import SocketType as SocketType
 from ._sockettype import peer_allowed as peer_allowed
+from ._zap import ZAP_ENDPOINT as ZAP_ENDPOINT
+from ._zap import ZapError as ZapError
+from ._zap import ZapReply as ZapReply
+from ._zap import ZapRequest as ZapRequest
 
 __all__ = [
     "FLAG_COMMAND",
@@ -38,8 +53,13 @@ __all__ = [
     "MAX_COMMAND_SIZE",
     "MAX_FRAME_SIZE",
     "NOCOPY_THRESHOLD",
+    "ZAP_ENDPOINT",
+    "AuthRequest",
     "Cancel",
     "Chunks",
+    "CurveClientMechanism",
+    "CurveServerKeys",
+    "CurveServerMechanism",
     "Event",
     "Frames",
     "HandshakeComplete",
@@ -47,10 +67,20 @@ __all__ = [
     "Mechanism",
     "NullMechanism",
     "Ping",
+    "PlainClientMechanism",
+    "PlainServerMechanism",
     "Pong",
     "SocketType",
     "Subscribe",
+    "ZapError",
+    "ZapReply",
+    "ZapRequest",
     "ZmtpConnection",
+    "curve_key",
+    "curve_keypair",
+    "curve_public",
     "encode_greeting",
     "peer_allowed",
+    "z85_decode",
+    "z85_encode",
 ]

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
 from .._errors import (
+    AuthenticationError,
     HandshakeError,
     LocalProtocolError,
     ProtocolError,
@@ -47,7 +48,7 @@ from ._commands import (
     validate_metadata,
 )
 from ._encoder import BytesLike, Chunks, encode_plain, encode_wrapped
-from ._events import Cancel, Event, Frames, HandshakeComplete, Pong, Subscribe
+from ._events import AuthRequest, Cancel, Event, Frames, HandshakeComplete, Pong, Subscribe
 from ._frames import (
     FLAG_COMMAND,
     FLAG_LONG,
@@ -154,6 +155,10 @@ class ZmtpConnection:
         self._big_have = 0
         self._big_chunks: list[BytesLike] = []
 
+        self._auth_pending = False
+        self._user_id = b""
+        self._zap_metadata: dict[str, bytes] = {}
+
         self._eof = False
         self._error: ProtocolError | None = None
         self._events_before_error: list[Event] = []
@@ -174,6 +179,15 @@ class ZmtpConnection:
     def handshake_complete(self) -> bool:
         """True once the peer's handshake was accepted (data may flow)."""
         return self._state == _READY
+
+    @property
+    def waiting_for(self) -> str:
+        """What the handshake is waiting for (for error messages), e.g. ``"READY"``."""
+        if self._state == _GREETING:
+            return "the peer's greeting"
+        if self._auth_pending:
+            return "our authenticator's verdict"
+        return self._mechanism.waiting_for
 
     @property
     def peer_minor(self) -> int | None:
@@ -575,7 +589,11 @@ class ZmtpConnection:
             raise RemoteProtocolError("peer sent a command frame with the MORE flag set")
         name, data = split_command(body)
         if name == ERROR:
-            raise HandshakeError(f"peer sent ERROR: {decode_error(data)}")
+            reason = decode_error(data)
+            status = int(reason) if len(reason) == 3 and reason.isdigit() else 0
+            raise AuthenticationError(
+                f"peer refused the handshake: ERROR {reason!r}", status, by_peer=True
+            )
         self._apply(self._mechanism.handle_command(name, data), events)
 
     def _on_command(self, flags: int, body: bytes, events: list[Event]) -> None:
@@ -607,14 +625,65 @@ class ZmtpConnection:
     def _apply(self, step: HandshakeStep, events: list[Event]) -> None:
         for body in step.commands:
             self._out += encode_command_frame(body)
-        if step.peer_properties is not None:
+        if step.authenticate is not None:
+            self._auth_pending = True
+            events.append(AuthRequest(self._mechanism.name, step.authenticate))
+        elif step.peer_properties is not None:
             self._complete_handshake(step.peer_properties, events)
+
+    def auth_result(
+        self,
+        status_code: bytes | int,
+        status_text: str = "",
+        *,
+        user_id: bytes = b"",
+        metadata: Mapping[str, bytes] | None = None,
+    ) -> list[Event]:
+        """Deliver the verdict on an :class:`AuthRequest`.
+
+        Args:
+            status_code: ZAP's status: 200 accepts; 300 (try later), 400
+                (refused) and 500 (authenticator failure) refuse.
+            status_text: Why, for the error raised on refusal.
+            user_id: The identity the authenticator vouches for; peers see it
+                as ``user_id`` and the ``User-Id`` property.
+            metadata: Extra properties the authenticator attaches to the peer.
+
+        Returns:
+            Events it completes (:class:`HandshakeComplete` if the handshake is done).
+
+        Raises:
+            AuthenticationError: The verdict refuses the peer. Unless it was
+                300, an ERROR command with the status code is queued first,
+                as libzmq sends; send :meth:`data_to_send` before closing.
+            LocalProtocolError: No authentication was pending.
+        """
+        if not self._auth_pending or self._error is not None:
+            raise LocalProtocolError("auth_result() called with no authentication pending")
+        self._auth_pending = False
+        code = int(status_code)
+        if code != 200:
+            if code != 300:
+                self._queue_command(encode_error(f"{code:03d}"))
+            detail = f": {status_text}" if status_text else ""
+            self._error = AuthenticationError(
+                f"authentication refused the peer ({code}{detail})", code
+            )
+            raise self._error
+        self._user_id = bytes(user_id)
+        self._zap_metadata = dict(metadata or {})
+        events: list[Event] = []
+        self._apply(self._mechanism.auth_accepted(), events)
+        return events
 
     def _complete_handshake(self, properties: dict[str, bytes], events: list[Event]) -> None:
         peer_type, identity = check_peer_properties(self._socket_type, properties)
         assert self._peer_minor is not None
         self._peer_socket_type = peer_type
         self._peer_identity = identity
+        properties = {**properties, **self._zap_metadata}
+        if self._user_id:
+            properties["User-Id"] = self._user_id
         self._peer_metadata = properties
         self._state = _READY
         self._fast = not self._mechanism.transforms_frames
@@ -627,5 +696,8 @@ class ZmtpConnection:
                 peer_identity=identity,
                 peer_metadata=dict(properties),
                 peer_minor=self._peer_minor,
+                mechanism=self._mechanism.name,
+                user_id=self._user_id,
+                peer_key=self._mechanism.peer_key,
             )
         )

@@ -16,6 +16,7 @@ import attrs
 from ._sockettype import SocketType
 
 __all__ = [
+    "AuthRequest",
     "Cancel",
     "Event",
     "Frames",
@@ -39,6 +40,11 @@ class HandshakeComplete:
         peer_metadata: Every property the peer sent in its handshake, keyed by the
             exact (case-sensitive) name, e.g. ``{"Socket-Type": b"DEALER"}``.
         peer_minor: 0 for a ZMTP 3.0 peer, 1 for ZMTP 3.1 (or newer).
+        mechanism: The security mechanism: ``b"NULL"``, ``b"PLAIN"`` or ``b"CURVE"``.
+        user_id: The identity the authenticator vouched for (ZAP's user id,
+            libzmq's ``User-Id`` property); ``b""`` if none.
+        peer_key: CURVE: the peer's long-term public key, proven by the
+            handshake (the client's key on a server, the server's on a client).
 
     .. versionadded:: 0.1
     """
@@ -47,6 +53,28 @@ class HandshakeComplete:
     peer_identity: bytes
     peer_metadata: dict[str, bytes]
     peer_minor: int
+    mechanism: bytes = b"NULL"
+    user_id: bytes = b""
+    peer_key: bytes | None = None
+
+
+@attrs.frozen
+class AuthRequest:
+    """The mechanism needs the peer's credentials checked before it goes on.
+
+    Answer with :meth:`ZmtpConnection.auth_result` (typically after asking the
+    ZAP handler); until then the handshake waits.
+
+    Attributes:
+        mechanism: ``b"NULL"``, ``b"PLAIN"`` or ``b"CURVE"``.
+        credentials: ``()`` for NULL, ``(username, password)`` for PLAIN, the
+            client's 32-byte long-term public key for CURVE.
+
+    .. versionadded:: 0.1
+    """
+
+    mechanism: bytes
+    credentials: tuple[bytes, ...]
 
 
 @attrs.frozen
@@ -111,5 +139,5 @@ class Cancel:
     topic: bytes
 
 
-Event: TypeAlias = Frames | HandshakeComplete | Ping | Pong | Subscribe | Cancel
+Event: TypeAlias = Frames | HandshakeComplete | AuthRequest | Ping | Pong | Subscribe | Cancel
 """Anything :meth:`ZmtpConnection.receive_data` can return."""

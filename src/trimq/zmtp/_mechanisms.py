@@ -6,7 +6,13 @@ INITIATE on a PLAIN/CURVE server). A mechanism that encrypts (CURVE) then also
 wraps every frame in both directions; :class:`ZmtpConnection` keeps that off
 its fast path by checking :attr:`Mechanism.transforms_frames` once.
 
-Only NULL is implemented here; PLAIN and CURVE will subclass :class:`Mechanism`.
+NULL lives here; PLAIN and CURVE are in ``_plain`` and ``_curve``.
+
+Authentication (ZAP, rfc 27) is asynchronous, so a mechanism never does it
+itself: it returns a :class:`HandshakeStep` with ``authenticate`` set, the
+connection reports an :class:`~trimq.zmtp.AuthRequest` event, and whoever
+drives the connection answers with :meth:`ZmtpConnection.auth_result`, which
+calls :meth:`Mechanism.auth_accepted` on success.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from typing import ClassVar
 
 import attrs
 
-from .._errors import HandshakeError
+from .._errors import HandshakeError, LocalProtocolError
 from ._commands import READY, decode_properties, encode_command, encode_properties
 
 __all__ = ["HandshakeStep", "Mechanism", "NullMechanism"]
@@ -32,12 +38,16 @@ class HandshakeStep:
         peer_properties: ``None`` while the handshake goes on; once the peer's
             metadata is known and nothing more is expected from it, its
             properties by exact name, which ends the handshake.
+        authenticate: Credentials to check through ZAP before the handshake
+            may go on (``()`` for NULL, ``(username, password)`` for PLAIN,
+            ``(client_public_key,)`` for CURVE); ``None`` if no check is due.
 
     .. versionadded:: 0.1
     """
 
     commands: Sequence[bytes] = ()
     peer_properties: dict[str, bytes] | None = None
+    authenticate: tuple[bytes, ...] | None = None
 
 
 class Mechanism(abc.ABC):
@@ -65,6 +75,16 @@ class Mechanism(abc.ABC):
 
     as_server: bool = False
     """The as-server flag of our greeting (set only by PLAIN/CURVE servers)."""
+
+    @property
+    def peer_key(self) -> bytes | None:
+        """The peer's proven long-term public key (CURVE), else ``None``."""
+        return None
+
+    @property
+    def waiting_for(self) -> str:
+        """What the handshake waits for, for error messages (e.g. ``"READY"``)."""
+        return "the peer's handshake"
 
     def check_peer_greeting(self, *, peer_as_server: bool) -> None:  # noqa: B027
         """Vet the peer's as-server flag once its greeting has arrived.
@@ -108,6 +128,18 @@ class Mechanism(abc.ABC):
             HandshakeError: The command is unexpected or malformed.
         """
 
+    def auth_accepted(self) -> HandshakeStep:
+        """Go on after the authenticator accepted the credentials this mechanism
+        asked about (see :attr:`HandshakeStep.authenticate`).
+
+        Returns:
+            Commands to send, and the peer's properties if that completes the handshake.
+
+        Raises:
+            LocalProtocolError: No authentication was pending.
+        """
+        raise LocalProtocolError(f"{self.name.decode()} mechanism asked for no authentication")
+
     def encode_frame(self, flags: int, body: bytes) -> tuple[int, bytes]:
         """Wrap one outgoing frame after the handshake (only if
         :attr:`transforms_frames`).
@@ -143,36 +175,71 @@ class Mechanism(abc.ABC):
 class NullMechanism(Mechanism):
     """The NULL mechanism (rfc 37): no security; both sides just send READY.
 
+    Args:
+        authenticate: Ask ZAP about the peer (address only) before sending our
+            READY, as libzmq does for a NULL socket with a ``zap_domain``.
+
     .. versionadded:: 0.1
     """
 
     name: ClassVar[bytes] = b"NULL"
 
+    def __init__(self, *, authenticate: bool = False) -> None:
+        self._authenticate = authenticate
+        self._ready: bytes | None = None  # our READY, held back until ZAP accepts
+        self._peer: dict[str, bytes] | None = None
+        self._sent_ready = False
+
+    @property
+    def waiting_for(self) -> str:
+        """What the handshake waits for."""
+        return "READY" if self._sent_ready else "authentication"
+
     def start(self, properties: Sequence[tuple[str, bytes]]) -> HandshakeStep:
-        """Send READY with our metadata at once.
+        """Send READY with our metadata at once, or ask for authentication first.
 
         Args:
             properties: Our metadata.
 
         Returns:
-            The READY command.
+            The READY command, or an authentication request.
         """
-        return HandshakeStep(commands=(encode_command(READY, encode_properties(properties)),))
+        ready = encode_command(READY, encode_properties(properties))
+        if self._authenticate:
+            self._ready = ready
+            return HandshakeStep(authenticate=())
+        self._sent_ready = True
+        return HandshakeStep(commands=(ready,))
 
     def handle_command(self, name: bytes, data: bytes) -> HandshakeStep:
-        """Accept the peer's READY, which completes the handshake.
+        """Accept the peer's READY, which completes the handshake once ours is sent.
 
         Args:
             name: Command name.
             data: Command data.
 
         Returns:
-            The peer's properties.
+            The peer's properties, if our READY has gone out.
 
         Raises:
-            HandshakeError: Anything but a well-formed READY.
+            HandshakeError: Anything but one well-formed READY.
         """
-        if name != READY:
+        if name != READY or self._peer is not None:
             shown = name.decode("ascii", "backslashreplace")
             raise HandshakeError(f"peer sent a {shown} command before READY (NULL handshake)")
-        return HandshakeStep(peer_properties=decode_properties(data, "READY"))
+        self._peer = decode_properties(data, "READY")
+        if not self._sent_ready:
+            return HandshakeStep()
+        return HandshakeStep(peer_properties=self._peer)
+
+    def auth_accepted(self) -> HandshakeStep:
+        """Send the READY held back for authentication.
+
+        Returns:
+            READY, and the peer's properties if its READY already arrived.
+        """
+        if self._ready is None:
+            return super().auth_accepted()
+        ready, self._ready = self._ready, None
+        self._sent_ready = True
+        return HandshakeStep(commands=(ready,), peer_properties=self._peer)
