@@ -31,7 +31,15 @@ EXPECTED = {
     "MonitorEvent",
     "EventType",
     "proxy",
+    # security
+    "Peer",
+    "Message",
+    "curve_keypair",
+    "curve_public",
+    "z85_encode",
+    "z85_decode",
     # errors
+    "AuthenticationError",
     "TrimqError",
     "ProtocolError",
     "LocalProtocolError",

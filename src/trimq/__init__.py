@@ -16,6 +16,8 @@ Example::
     trio.run(main)
 """
 
+from . import auth as auth
+from ._errors import AuthenticationError as AuthenticationError
 from ._errors import HandshakeError as HandshakeError
 from ._errors import HostUnreachableError as HostUnreachableError
 from ._errors import InvalidEndpointError as InvalidEndpointError
@@ -31,11 +33,17 @@ from ._monitor import EventType as EventType
 from ._monitor import Monitor as Monitor
 from ._monitor import MonitorEvent as MonitorEvent
 from ._options import SocketOptions as SocketOptions
+from ._peer import Message as Message
+from ._peer import Peer as Peer
 from .patterns import Context as Context
 from .patterns import Socket as Socket
 from .patterns import SocketStatistics as SocketStatistics
 from .patterns import proxy as proxy
 from .zmtp import SocketType as SocketType
+from .zmtp import curve_keypair as curve_keypair
+from .zmtp import curve_public as curve_public
+from .zmtp import z85_decode as z85_decode
+from .zmtp import z85_encode as z85_encode
 
 __version__ = "0.1.0"
 
@@ -63,16 +71,19 @@ __all__ = [
     "SUB",
     "XPUB",
     "XSUB",
+    "AuthenticationError",
     "Context",
     "EventType",
     "HandshakeError",
     "HostUnreachableError",
     "InvalidEndpointError",
     "LocalProtocolError",
+    "Message",
     "MessageTooLargeError",
     "Monitor",
     "MonitorEvent",
     "NotSupportedError",
+    "Peer",
     "ProtocolError",
     "RemoteProtocolError",
     "Socket",
@@ -83,5 +94,9 @@ __all__ = [
     "TrimqError",
     "UnsupportedTransportError",
     "__version__",
+    "curve_keypair",
+    "curve_public",
     "proxy",
+    "z85_decode",
+    "z85_encode",
 ]

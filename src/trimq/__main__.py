@@ -1,4 +1,5 @@
-"""The ``trimq`` command line: ``trimq demo`` shows the patterns at work."""
+"""The ``trimq`` command line: ``trimq demo`` shows the patterns at work,
+``trimq keygen NAME`` writes a CURVE certificate pair."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import tempfile
 import trio
 
 import trimq
+from trimq.auth import create_certificates, load_certificate
 
 
 async def _demo_pushpull(ctx: trimq.Context) -> None:
@@ -72,12 +74,67 @@ async def demo() -> None:
     print("demo finished")
 
 
+def _meta_item(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+def keygen(name: str, directory: str, metadata: list[tuple[str, str]], force: bool) -> int:
+    """Write ``DIRECTORY/NAME.key`` and ``NAME.key_secret``; print where and the public key.
+
+    Args:
+        name: Base name of the files.
+        directory: Where to write them (created if missing).
+        metadata: ``(key, value)`` lines for the files' metadata section.
+        force: Overwrite existing files.
+
+    Returns:
+        The exit status: 0, or 1 (with a one-line message on stderr) if the
+        files exist and ``force`` is false, or the name or metadata is invalid.
+    """
+    try:
+        public_path, secret_path = create_certificates(
+            directory, name, dict(metadata), overwrite=force
+        )
+    except (OSError, ValueError) as exc:
+        print(f"trimq keygen: error: {exc}", file=sys.stderr)
+        return 1
+    public, _ = load_certificate(public_path)
+    print(f"public key:  {public.decode()}")
+    print(f"public file: {public_path}")
+    print(f"secret file: {secret_path}  (keep it private)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``trimq`` command."""
     parser = argparse.ArgumentParser(prog="trimq", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("demo", help="run a short demo of PUSH/PULL, REQ/REP and PUB/SUB")
+    gen = sub.add_parser(
+        "keygen",
+        help="write a CURVE certificate pair NAME.key and NAME.key_secret",
+        description="Write a new CURVE key pair as certificate files readable by "
+        "trimq.auth, pyzmq's zmq.auth and CZMQ.",
+    )
+    gen.add_argument("name", metavar="NAME", help="base name of the two files")
+    gen.add_argument(
+        "--dir", default=".", metavar="DIR", help="directory to write to (default: current)"
+    )
+    gen.add_argument("--force", action="store_true", help="overwrite existing files")
+    gen.add_argument(
+        "--meta",
+        action="append",
+        default=[],
+        type=_meta_item,
+        metavar="KEY=VALUE",
+        help="add a metadata line to both files (repeatable)",
+    )
     args = parser.parse_args(argv)
+    if args.command == "keygen":
+        return keygen(args.name, args.dir, args.meta, args.force)
     if args.command == "demo":
         trio.run(demo)
     return 0

@@ -375,6 +375,13 @@ class ZmtpConnection:
         ):
             if self._state == _GREETING:
                 what = f"mid-greeting (after {len(self._greeting)} of {GREETING_SIZE} bytes)"
+                if len(self._greeting) >= 10:
+                    # libzmq sends its greeting in parts and hangs up as soon as
+                    # it reads a mechanism other than its own.
+                    what += (
+                        "; libzmq does this when the security mechanism differs "
+                        f"(ours is {self._mechanism.name.decode()})"
+                    )
             elif self._tail or self._big_size >= 0:
                 what = "mid-frame"
             else:
@@ -587,7 +594,12 @@ class ZmtpConnection:
         # Data frames never get here: _check_header_slow refused them.
         if flags & FLAG_MORE:
             raise RemoteProtocolError("peer sent a command frame with the MORE flag set")
-        name, data = split_command(body)
+        if body[1:5] == b"RROR" and len(body) > 5 and body[5] == len(body) - 6:
+            # libzmq 4.3's PLAIN server sends its ERROR one byte short: the
+            # name's length byte and "E" are replaced by one garbage byte.
+            name, data = ERROR, body[5:]
+        else:
+            name, data = split_command(body)
         if name == ERROR:
             reason = decode_error(data)
             status = int(reason) if len(reason) == 3 and reason.isdigit() else 0
