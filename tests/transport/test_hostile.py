@@ -89,8 +89,9 @@ class Collector:
 class PyzmqPusher:
     """A libzmq PUSH in a thread: numbered messages until stopped, then an end marker."""
 
-    def __init__(self, endpoint: str) -> None:
+    def __init__(self, endpoint: str, options: dict[str, Any] | None = None) -> None:
         self.endpoint = endpoint
+        self.options = options or {}
         self._stop = threading.Event()
 
     def stop(self) -> None:
@@ -103,6 +104,8 @@ class PyzmqPusher:
             try:
                 sock.setsockopt(zmq.SNDHWM, 20)
                 sock.setsockopt(zmq.SNDTIMEO, 50)
+                for name, value in self.options.items():
+                    sock.setsockopt(getattr(zmq, name.upper()), value)
                 sock.connect(self.endpoint)
                 n = 0
                 while not self._stop.is_set():
@@ -125,16 +128,19 @@ class PyzmqPusher:
 class TrimqPusher:
     """The same good peer, as a trimq PUSH in this trio run."""
 
-    def __init__(self, ctx: trimq.Context, endpoint: str) -> None:
+    def __init__(
+        self, ctx: trimq.Context, endpoint: str, options: dict[str, Any] | None = None
+    ) -> None:
         self.endpoint = endpoint
         self.ctx = ctx
+        self.options = options or {}
         self._stop = trio.Event()
 
     def stop(self) -> None:
         self._stop.set()
 
     async def serve(self) -> None:
-        async with self.ctx.socket(trimq.PUSH, sndhwm=20, linger=5000) as push:
+        async with self.ctx.socket(trimq.PUSH, sndhwm=20, linger=5000, **self.options) as push:
             await push.connect(self.endpoint)
             n = 0
             while not self._stop.is_set():
@@ -218,9 +224,15 @@ class Harness:
 
 @asynccontextmanager
 async def serving_good_peer(
-    good: GoodKind = "pyzmq", bind: str = "tcp://127.0.0.1:*", **options: Any
+    good: GoodKind = "pyzmq",
+    bind: str = "tcp://127.0.0.1:*",
+    good_options: dict[str, Any] | None = None,
+    **options: Any,
 ) -> AsyncIterator[Harness]:
-    """A trimq PULL bound to ``bind``, already receiving a good peer's numbered stream."""
+    """A trimq PULL bound to ``bind``, already receiving a good peer's numbered stream.
+
+    ``good_options`` are the good PUSH's socket options (e.g. its CURVE keys).
+    """
     options.setdefault("maxmsgsize", MAXMSGSIZE)
     options.setdefault("rcvhwm", 20)
     async with trimq.Context() as ctx:
@@ -229,7 +241,9 @@ async def serving_good_peer(
         endpoint = await pull.bind(bind)
         collector = Collector()
         pusher: PyzmqPusher | TrimqPusher = (
-            PyzmqPusher(endpoint) if good == "pyzmq" else TrimqPusher(ctx, endpoint)
+            PyzmqPusher(endpoint, good_options)
+            if good == "pyzmq"
+            else TrimqPusher(ctx, endpoint, good_options)
         )
         harness = Harness(pull, endpoint, collector, pusher)
         try:
