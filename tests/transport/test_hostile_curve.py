@@ -34,8 +34,12 @@ SERVER_PUBLIC, SERVER_SECRET = trimq.curve_keypair()
 CLIENT_PUBLIC, CLIENT_SECRET = trimq.curve_keypair()
 OTHER_SERVER_PUBLIC, _ = trimq.curve_keypair()
 
-SERVER = {"curve_server": True, "curve_secretkey": SERVER_SECRET, "curve_publickey": SERVER_PUBLIC}
-GOOD_CLIENT = {
+SERVER: dict[str, Any] = {
+    "curve_server": True,
+    "curve_secretkey": SERVER_SECRET,
+    "curve_publickey": SERVER_PUBLIC,
+}
+GOOD_CLIENT: dict[str, Any] = {
     "curve_serverkey": SERVER_PUBLIC,
     "curve_publickey": CLIENT_PUBLIC,
     "curve_secretkey": CLIENT_SECRET,
