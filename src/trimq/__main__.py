@@ -11,6 +11,7 @@ import tempfile
 import trio
 
 import trimq
+import trimq.auth
 from trimq.auth import create_certificates, load_certificate
 
 
@@ -63,6 +64,32 @@ async def _demo_pubsub(ctx: trimq.Context) -> None:
     await pub.aclose()
 
 
+async def _demo_curve(ctx: trimq.Context) -> None:
+    server_public, server_secret = trimq.curve_keypair()
+    client_public, client_secret = trimq.curve_keypair()
+    async with trimq.auth.Authenticator(ctx) as auth:
+        auth.configure_curve(location=[client_public])  # only this client may connect
+        rep = ctx.socket(trimq.REP, curve_server=True, curve_secretkey=server_secret)
+        endpoint = await rep.bind("tcp://127.0.0.1:*")
+        req = ctx.socket(
+            trimq.REQ,
+            curve_serverkey=server_public,
+            curve_publickey=client_public,
+            curve_secretkey=client_secret,
+        )
+        await req.connect(endpoint)
+        await req.send(b"secret plans")
+        request = await rep.recv_message()
+        assert request.peer is not None
+        await rep.send(b"understood")
+        print(
+            f"CURVE REQ -> REP over {endpoint}: {request.frames[0]!r} -> {await req.recv()!r}, "
+            f"encrypted; client key {request.peer.user_id.decode()} allowed"
+        )
+        await req.aclose()
+        await rep.aclose()
+
+
 async def demo() -> None:
     """Run each pattern once over each transport and print what happened."""
     print(f"trimq {trimq.__version__}: ZeroMQ on trio")
@@ -71,6 +98,7 @@ async def demo() -> None:
             await _demo_pushpull(ctx)
             await _demo_reqrep(ctx)
             await _demo_pubsub(ctx)
+            await _demo_curve(ctx)
     print("demo finished")
 
 
