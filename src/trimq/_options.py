@@ -46,16 +46,19 @@ def _credential(_inst: object, attr: attrs.Attribute[bytes | None], value: bytes
         raise ValueError(f"{attr.name} is at most 255 bytes (PLAIN's limit), got {len(value)}")
 
 
-def _key_converter(name: str) -> Any:
-    def convert(value: bytes | bytearray | memoryview | str | None) -> bytes | None:
-        return None if value is None else curve_key(value, name)
-
-    return convert
+KeyInput = bytes | bytearray | memoryview | str | None
 
 
-def _key_field(name: str) -> Any:
-    # Secrets stay out of reprs, which end up in logs and tracebacks.
-    return attrs.field(default=None, converter=_key_converter(name), repr="secret" not in name)
+def _public_key(value: KeyInput) -> bytes | None:
+    return None if value is None else curve_key(value, "curve_publickey")
+
+
+def _secret_key(value: KeyInput) -> bytes | None:
+    return None if value is None else curve_key(value, "curve_secretkey")
+
+
+def _server_key(value: KeyInput) -> bytes | None:
+    return None if value is None else curve_key(value, "curve_serverkey")
 
 
 _int = attrs.validators.instance_of(int)
@@ -137,12 +140,13 @@ class SocketOptions:
     curve_server: bool = False
     """Be a CURVE server; needs ``curve_secretkey``. Without a ZAP handler every
     client that completes the handshake is accepted (as in libzmq)."""
-    curve_publickey: bytes | None = _key_field("curve_publickey")
+    curve_publickey: bytes | None = attrs.field(default=None, converter=_public_key)
     """Our long-term CURVE public key (32 raw bytes or 40 Z85 characters; stored
     raw). Derived from ``curve_secretkey`` if not set."""
-    curve_secretkey: bytes | None = _key_field("curve_secretkey")
+    # Secrets stay out of reprs, which end up in logs and tracebacks.
+    curve_secretkey: bytes | None = attrs.field(default=None, converter=_secret_key, repr=False)
     """Our long-term CURVE secret key (raw or Z85; stored raw)."""
-    curve_serverkey: bytes | None = _key_field("curve_serverkey")
+    curve_serverkey: bytes | None = attrs.field(default=None, converter=_server_key)
     """Be a CURVE client of the server with this public key (raw or Z85); needs
     ``curve_secretkey``."""
     zap_domain: bytes = attrs.field(default=b"", converter=_to_bytes)
