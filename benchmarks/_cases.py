@@ -6,17 +6,22 @@ so each lasts about the target (1-3 s) whatever the implementation's speed;
 a repetition that strays far from the target re-sizes the later ones.
 Latency runs are sized by time instead: REQ keeps timing round trips until
 the target has elapsed.
+
+CURVE cases use keys the harness generated once (:func:`generate_curve_keys`)
+and hands every worker in its job, so neither key generation nor the
+handshake is timed (the handshake is over before the warm-up ends).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import itertools
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from benchmarks._job import Job
 from benchmarks._procs import Worker, WorkerError
@@ -31,6 +36,9 @@ MAX_COUNT = 50_000_000
 # Rough starting guesses (msgs/s cap, bytes/s cap) per implementation, only
 # used to size the first calibration run; calibration corrects them.
 _GUESS = {"pyzmq": (1.5e6, 2.0e9), "zmq.asyncio": (1.0e5, 1.5e9), "trimq": (1.0e5, 1.0e9)}
+# CURVE encrypts every message: start lower (calibration grows a short run by
+# up to 20x a step, but a far too long first run costs its full length).
+_CURVE_GUESS = {"pyzmq": (1.0e6, 1.0e9), "zmq.asyncio": (1.0e5, 1.0e9), "trimq": (5.0e4, 2.5e8)}
 
 
 @dataclass(frozen=True)
@@ -41,16 +49,55 @@ class Case:
     transport: str
     size: int
     pinned: bool = False
+    security: str = "null"
+    """ZMTP security mechanism: ``null`` or ``curve`` (tcp only)."""
 
     @property
     def key(self) -> str:
         pin = " pinned" if self.pinned else ""
-        return f"{self.kind} {self.transport} {self.size}{pin}"
+        sec = "" if self.security == "null" else f" {self.security}"
+        return f"{self.kind} {self.transport} {self.size}{pin}{sec}"
 
     @property
     def label(self) -> str:
         pin = ", taskset -c 0" if self.pinned else ""
-        return f"{self.transport} {format_size(self.size)}{pin}"
+        sec = "" if self.security == "null" else f" {self.security.upper()}"
+        return f"{self.transport} {format_size(self.size)}{pin}{sec}"
+
+    @property
+    def null(self) -> Case:
+        """The same workload without security: the anchor of a CURVE case."""
+        return dataclasses.replace(self, security="null")
+
+
+@dataclass(frozen=True)
+class CurveKeys:
+    """One server and one client key pair, Z85 text, shared by every CURVE worker."""
+
+    server_public: str
+    server_secret: str
+    client_public: str
+    client_secret: str
+    source: str
+    """The function that made them."""
+
+
+def generate_curve_keys() -> CurveKeys:
+    """Make the CURVE keys once, in the harness, before any worker starts.
+
+    Uses trimq's generator (``trimq.zmtp.curve_keypair``), or libzmq's
+    (``zmq.curve_keypair``) if trimq cannot be imported; both give Z85 keys
+    of the same format, and every implementation is handed the same keys.
+    """
+    for module, name in (("trimq.zmtp", "curve_keypair"), ("zmq", "curve_keypair")):
+        try:
+            keypair = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError):
+            continue
+        pairs = [cast(tuple[bytes, bytes], keypair()) for _ in range(2)]
+        (sp, ss), (cp, cs) = ((p.decode("ascii"), q.decode("ascii")) for p, q in pairs)
+        return CurveKeys(sp, ss, cp, cs, source=f"{module}.{name}")
+    raise RuntimeError("cannot generate CURVE keys: neither trimq.zmtp nor zmq imports")
 
 
 @dataclass(frozen=True)
@@ -60,6 +107,8 @@ class Settings:
     lat_warmup: int
     """Round trips before the latency clock starts."""
     ipc_dir: Path
+    curve_keys: CurveKeys | None = None
+    """Keys for CURVE cases; ``None`` if no case uses CURVE."""
 
 
 @dataclass(frozen=True)
@@ -99,10 +148,30 @@ def _bind_endpoint(case: Case, impl: str, settings: Settings) -> str:
     return "tcp://127.0.0.1:*"
 
 
+def _secure(job: Job, case: Case, settings: Settings) -> Job:
+    """The job with the case's security mechanism and, for CURVE, the shared keys."""
+    if case.security == "null":
+        return job
+    keys = settings.curve_keys
+    if keys is None:
+        raise WorkerError(f"{case.label}: no CURVE keys were generated")
+    return dataclasses.replace(
+        job,
+        security=case.security,
+        server_public=keys.server_public,
+        server_secret=keys.server_secret,
+        client_public=keys.client_public,
+        client_secret=keys.client_secret,
+    )
+
+
 def run_thr(impl: str, case: Case, count: int, timeout: float, settings: Settings) -> ThrRun:
     """One throughput repetition; raises :class:`WorkerError` on any failure."""
     job = Job(impl=impl, role="pull", size=case.size, count=count, warmup=warmup_for(count))
+    job = _secure(job, case, settings)
     if case.transport == "inproc":
+        if case.security != "null":
+            raise WorkerError("inproc workers do not set security options")
         with Worker(_replace_role(job, "inproc"), pin=case.pinned) as both:
             result = both.read("result", time.monotonic() + STARTUP_SECONDS + timeout)
             both.finish(time.monotonic() + STARTUP_SECONDS)
@@ -134,6 +203,7 @@ def run_lat(impl: str, case: Case, settings: Settings) -> dict[str, float]:
     """One latency repetition: REP and REQ in separate processes."""
     timeout = STARTUP_SECONDS + 10 * settings.seconds
     rep_job = Job(impl=impl, role="rep", size=case.size, endpoint="tcp://127.0.0.1:*")
+    rep_job = _secure(rep_job, case, settings)
     with Worker(rep_job) as rep:
         endpoint = rep.read("endpoint", time.monotonic() + STARTUP_SECONDS)
         req_job = Job(
@@ -144,6 +214,7 @@ def run_lat(impl: str, case: Case, settings: Settings) -> dict[str, float]:
             endpoint=endpoint,
             seconds=settings.seconds,
         )
+        req_job = _secure(req_job, case, settings)
         with Worker(req_job) as req:
             result: dict[str, float] = req.read("result", time.monotonic() + timeout)
             req.finish(time.monotonic() + STARTUP_SECONDS)
@@ -153,7 +224,7 @@ def run_lat(impl: str, case: Case, settings: Settings) -> dict[str, float]:
 
 def calibrate(impl: str, case: Case, settings: Settings) -> tuple[int, float]:
     """Return (message count for one timed repetition, expected seconds)."""
-    base, bandwidth = _GUESS[impl]
+    base, bandwidth = (_GUESS if case.security == "null" else _CURVE_GUESS)[impl]
     guess = min(base, bandwidth / case.size)
     count = max(MIN_COUNT, int(guess * CALIBRATION_SECONDS))
     for _ in range(4):

@@ -5,6 +5,10 @@ one JSON object per line on stdout: ``{"endpoint": ...}`` once it has bound
 (receivers and REP only), ``{"sent": n}`` (throughput senders, which then
 wait for stdin to close before closing their socket), and ``{"result": {...}}``
 when done. Failures go to stderr as a traceback with a non-zero exit status.
+
+CURVE keys travel in the job (Z85 text, generated once by the harness), so
+no worker spends time on key generation; the binding end (PULL, REP) is the
+CURVE server, the connecting end (PUSH, REQ) the client.
 """
 
 from __future__ import annotations
@@ -22,6 +26,12 @@ HWM = 1000
 """SNDHWM/RCVHWM for every socket: libzmq's default, set explicitly everywhere."""
 
 INPROC_ENDPOINT = "inproc://trimq-bench"
+
+SECURITIES = ("null", "curve")
+"""ZMTP security mechanisms a job can use."""
+
+_SERVER_ROLES = ("pull", "rep")
+_CLIENT_ROLES = ("push", "req")
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,41 @@ class Job:
     """Latency: how long REQ keeps timing round trips."""
     max_samples: int = 200_000
     """Latency: stop after this many timed round trips even if time is left."""
+    security: str = "null"
+    """``null`` (no security) or ``curve``; CURVE needs the four keys below."""
+    server_public: str = ""
+    """CURVE server's public key, Z85 (40 characters); every client is given it."""
+    server_secret: str = ""
+    client_public: str = ""
+    client_secret: str = ""
+
+    def security_options(self) -> dict[str, Any]:
+        """libzmq-named socket options for this job's end of the connection.
+
+        Empty for NULL. For CURVE the binding end (PULL, REP) is the server
+        and the connecting end (PUSH, REQ) the client. The keys are bytes;
+        ``curve_server`` comes first, as libzmq wants it before the keys.
+        """
+        if self.security == "null":
+            return {}
+        if self.security != "curve":
+            raise ValueError(f"unknown security mechanism {self.security!r}")
+        keys = (self.server_public, self.server_secret, self.client_public, self.client_secret)
+        if any(len(k) != 40 for k in keys):
+            raise ValueError("CURVE job without four 40-character Z85 keys")
+        if self.role in _SERVER_ROLES:
+            return {
+                "curve_server": True,
+                "curve_secretkey": self.server_secret.encode("ascii"),
+                "curve_publickey": self.server_public.encode("ascii"),
+            }
+        if self.role in _CLIENT_ROLES:
+            return {
+                "curve_serverkey": self.server_public.encode("ascii"),
+                "curve_secretkey": self.client_secret.encode("ascii"),
+                "curve_publickey": self.client_public.encode("ascii"),
+            }
+        raise ValueError(f"CURVE is only benchmarked over tcp, not for role {self.role!r}")
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -53,6 +98,15 @@ class Job:
     @classmethod
     def from_json(cls, text: str) -> Job:
         return cls(**json.loads(text))
+
+
+def check_mechanism(actual: str, job: Job) -> None:
+    """Raise unless the socket really uses the job's mechanism (``NULL``/``CURVE``).
+
+    Guards against a CURVE figure that was secretly measured without CURVE.
+    """
+    if actual.lower() != job.security:
+        raise RuntimeError(f"socket mechanism is {actual}, the job asked for {job.security}")
 
 
 def payload(size: int) -> bytes:

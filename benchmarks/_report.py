@@ -188,3 +188,152 @@ def render_errors(results: Results) -> list[str]:
             if outcome.error:
                 lines.append(f"  [{key}] {impl}: {outcome.error}")
     return ["", "Errors (cells marked ERROR or ! are affected):", *lines] if lines else []
+
+
+def curve_cost(results: Results, case: Case, impl: str) -> float | None:
+    """``impl``'s CURVE median over its NULL median (from the same interleaved run)."""
+    curve = results.get(case.key, {}).get(impl)
+    null = results.get(case.null.key, {}).get(impl)
+    a = curve.median() if curve else None
+    b = null.median() if null else None
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def paired_costs(results: Results, case: Case, impl: str) -> list[float]:
+    """CURVE ÷ NULL per repetition: the two ran back to back, so each pair shares conditions.
+
+    Both lists are prefixes of the repetition sequence (a failed cell takes no
+    more repetitions), so pairing by position pairs the same repetition.
+    """
+    curve = results.get(case.key, {}).get(impl)
+    null = results.get(case.null.key, {}).get(impl)
+    if curve is None or null is None:
+        return []
+    return [c / n for c, n in zip(curve.primary, null.primary, strict=False) if n]
+
+
+def _cost_cell(results: Results, case: Case, impl: str) -> str:
+    value = curve_cost(results, case, impl)
+    if value is None:
+        return "n/a"
+    paired = paired_costs(results, case, impl)
+    spread = f" ({min(paired):.2f}-{max(paired):.2f})" if len(paired) > 1 else ""
+    return f"{value:.2f}x{spread}"
+
+
+def render_curve(cases: list[Case], results: Results, impls: list[str]) -> list[str]:
+    """CURVE cases beside their NULL anchors, with CURVE÷NULL per implementation.
+
+    Per case: a CURVE row (cells and trimq ratios), a NULL row, the cost row
+    (ratio of medians; in brackets the range of the per-repetition ratios,
+    NULL and CURVE having run back to back), and the secondary figure; then
+    one sentence per case with the numbers the CURVE work is judged on.
+    """
+    if not cases:
+        return []
+    header = ["workload", *impls, *(f"trimq÷{o}" for o in RATIO_AGAINST)]
+    lines: list[str] = []
+    for kind, title, unit, secondary in (
+        (
+            "thr",
+            "CURVE vs NULL, tcp PUSH→PULL, separate processes, msgs/s; each repetition runs "
+            "one implementation's NULL and CURVE back to back, then the next implementation's",
+            "msgs/s",
+            "MB/s",
+        ),
+        (
+            "lat",
+            "CURVE vs NULL, REQ/REP round trip over tcp, separate processes, µs (lower is "
+            "better; CURVE÷NULL above 1 is CURVE's cost); NULL and CURVE interleaved",
+            "µs",
+            "p99 µs",
+        ),
+    ):
+        chosen = [c for c in cases if c.kind == kind]
+        if not chosen:
+            continue
+        rows: list[list[str]] = []
+        for case in chosen:
+            curve_row = results.get(case.key, {})
+            null_row = results.get(case.null.key, {})
+            rows.append(
+                [
+                    case.label,
+                    *(_cell(curve_row.get(i)) for i in impls),
+                    *_ratio_cells(results, case),
+                ]
+            )
+            rows.append(
+                [
+                    "  NULL",
+                    *(_cell(null_row.get(i)) for i in impls),
+                    *_ratio_cells(results, case.null),
+                ]
+            )
+            rows.append(["  CURVE÷NULL", *(_cost_cell(results, case, i) for i in impls), "", ""])
+            rows.append([f"  CURVE {secondary}", *_secondary_cells(curve_row, impls), "", ""])
+            rows.append([f"  NULL {secondary}", *_secondary_cells(null_row, impls), "", ""])
+        lines += ["", title, *_table(header, rows)]
+        lines += ["", f"CURVE in short ({unit}; ratios of medians from this run):"]
+        lines += [f"  {_curve_sentence(results, case, impls, unit)}" for case in chosen]
+    return lines
+
+
+def _median_text(results: Results, case: Case, impl: str, unit: str) -> str:
+    outcome = results.get(case.key, {}).get(impl)
+    value = outcome.median() if outcome else None
+    if value is None:
+        return f"{impl} {case.security.upper()} " + ("ERROR" if outcome and outcome.error else "-")
+    return f"{impl} {case.security.upper()} {fmt_num(value)} {unit}"
+
+
+def _curve_sentence(results: Results, case: Case, impls: list[str], unit: str) -> str:
+    base = case.label.removesuffix(" CURVE")
+    what = "REQ/REP " + base if case.kind == "lat" else base
+    parts = [_median_text(results, case, i, unit) for i in ("trimq", "pyzmq") if i in impls]
+    vs = ratio(results, case, "pyzmq")
+    head = ", ".join(parts)
+    if vs is not None:
+        head += f", trimq÷pyzmq {vs:.2f}x"
+    costs = []
+    for impl in impls:
+        value = curve_cost(results, case, impl)
+        shown = "n/a" if value is None else f"{value:.2f}x"
+        costs.append(f"{impl} CURVE = {shown} {impl} NULL")
+    return f"{what}: {head}; " + ", ".join(costs)
+
+
+def curve_summary(cases: list[Case], results: Results) -> list[dict[str, Any]]:
+    """The CURVE figures for ``--json``: per case, each implementation's CURVE and NULL."""
+    out = []
+    for case in cases:
+        impls = sorted(set(results.get(case.key, {})) | set(results.get(case.null.key, {})))
+        per_impl = {}
+        for impl in impls:
+            curve = results.get(case.key, {}).get(impl)
+            null = results.get(case.null.key, {}).get(impl)
+            per_impl[impl] = {
+                "curve_median": curve.median() if curve else None,
+                "null_median": null.median() if null else None,
+                "curve_over_null": curve_cost(results, case, impl),
+                "curve_over_null_per_rep": paired_costs(results, case, impl),
+                "curve_error": curve.error if curve else None,
+                "null_error": null.error if null else None,
+            }
+        out.append(
+            {
+                "kind": case.kind,
+                "transport": case.transport,
+                "size": case.size,
+                "label": case.label,
+                "unit": "msgs/s" if case.kind == "thr" else "µs (median round trip)",
+                "curve_key": case.key,
+                "null_key": case.null.key,
+                "impls": per_impl,
+                "trimq_curve_over": {o: ratio(results, case, o) for o in RATIO_AGAINST},
+                "trimq_null_over": {o: ratio(results, case.null, o) for o in RATIO_AGAINST},
+            }
+        )
+    return out

@@ -12,6 +12,7 @@ from benchmarks._job import (
     INPROC_ENDPOINT,
     Job,
     check_final,
+    check_mechanism,
     emit,
     final_payload,
     latency_result,
@@ -21,12 +22,21 @@ from benchmarks._job import (
     wait_for_release,
 )
 
+_MECHANISMS: dict[object, str] = {zmq.NULL: "NULL", zmq.PLAIN: "PLAIN", zmq.CURVE: "CURVE"}
 
-def _socket(ctx: zmq.Context[zmq.Socket[bytes]], kind: int, linger: int) -> zmq.Socket[bytes]:
+
+def _socket(
+    ctx: zmq.Context[zmq.Socket[bytes]], kind: int, linger: int, job: Job | None = None
+) -> zmq.Socket[bytes]:
+    """A socket with our HWMs and linger, and the job's CURVE options if it has any."""
     sock = ctx.socket(kind)
     sock.sndhwm = HWM
     sock.rcvhwm = HWM
     sock.linger = linger
+    if job is not None:
+        for option, value in job.security_options().items():
+            setattr(sock, option, value)
+        check_mechanism(_MECHANISMS.get(sock.mechanism, str(sock.mechanism)), job)
     return sock
 
 
@@ -60,13 +70,13 @@ def recv_timed(sock: zmq.Socket[bytes], job: Job) -> dict[str, object]:
 
 
 def pull(job: Job) -> None:
-    with zmq.Context() as ctx, _socket(ctx, zmq.PULL, 0) as sock:
+    with zmq.Context() as ctx, _socket(ctx, zmq.PULL, 0, job) as sock:
         emit(endpoint=_bind(sock, job.endpoint))
         emit(result=recv_timed(sock, job))
 
 
 def push(job: Job) -> None:
-    with zmq.Context() as ctx, _socket(ctx, zmq.PUSH, -1) as sock:
+    with zmq.Context() as ctx, _socket(ctx, zmq.PUSH, -1, job) as sock:
         sock.connect(job.endpoint)
         send_all(sock, job)
         emit(sent=job.warmup + job.count)
@@ -85,7 +95,7 @@ def inproc(job: Job) -> None:
 
 
 def rep(job: Job) -> None:
-    with zmq.Context() as ctx, _socket(ctx, zmq.REP, 1000) as sock:
+    with zmq.Context() as ctx, _socket(ctx, zmq.REP, 1000, job) as sock:
         emit(endpoint=_bind(sock, job.endpoint))
         send, recv = sock.send, sock.recv
         while True:
@@ -96,7 +106,7 @@ def rep(job: Job) -> None:
 
 
 def req(job: Job) -> None:
-    with zmq.Context() as ctx, _socket(ctx, zmq.REQ, 1000) as sock:
+    with zmq.Context() as ctx, _socket(ctx, zmq.REQ, 1000, job) as sock:
         sock.connect(job.endpoint)
         send, recv, clock = sock.send, sock.recv, time.perf_counter_ns
         msg = payload(job.size)

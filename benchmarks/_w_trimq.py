@@ -1,4 +1,7 @@
-"""trimq workers: one ``await`` per ``send``/``recv`` inside ``trio.run``."""
+"""trimq workers: one ``await`` per ``send``/``recv`` inside ``trio.run``.
+
+CURVE options (if the job asks for CURVE) are keyword arguments of ``ctx.socket``.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from benchmarks._job import (
     INPROC_ENDPOINT,
     Job,
     check_final,
+    check_mechanism,
     emit,
     final_payload,
     latency_result,
@@ -48,8 +52,9 @@ async def recv_timed(sock: trimq.Socket, job: Job) -> dict[str, object]:
 async def _pull(job: Job) -> None:
     async with (
         trimq.Context() as ctx,
-        ctx.socket(trimq.PULL, rcvhwm=HWM, linger=0) as sock,
+        ctx.socket(trimq.PULL, rcvhwm=HWM, linger=0, **job.security_options()) as sock,
     ):
+        check_mechanism(sock.options.security(), job)
         emit(endpoint=await sock.bind(job.endpoint))
         emit(result=await recv_timed(sock, job))
 
@@ -57,8 +62,9 @@ async def _pull(job: Job) -> None:
 async def _push(job: Job) -> None:
     async with (
         trimq.Context() as ctx,
-        ctx.socket(trimq.PUSH, sndhwm=HWM, linger=-1) as sock,
+        ctx.socket(trimq.PUSH, sndhwm=HWM, linger=-1, **job.security_options()) as sock,
     ):
+        check_mechanism(sock.options.security(), job)
         await sock.connect(job.endpoint)
         await send_all(sock, job)
         emit(sent=job.warmup + job.count)
@@ -82,8 +88,11 @@ async def _inproc(job: Job) -> None:
 async def _rep(job: Job) -> None:
     async with (
         trimq.Context() as ctx,
-        ctx.socket(trimq.REP, sndhwm=HWM, rcvhwm=HWM, linger=1000) as sock,
+        ctx.socket(
+            trimq.REP, sndhwm=HWM, rcvhwm=HWM, linger=1000, **job.security_options()
+        ) as sock,
     ):
+        check_mechanism(sock.options.security(), job)
         emit(endpoint=await sock.bind(job.endpoint))
         send, recv = sock.send, sock.recv
         while True:
@@ -96,8 +105,11 @@ async def _rep(job: Job) -> None:
 async def _req(job: Job) -> None:
     async with (
         trimq.Context() as ctx,
-        ctx.socket(trimq.REQ, sndhwm=HWM, rcvhwm=HWM, linger=1000) as sock,
+        ctx.socket(
+            trimq.REQ, sndhwm=HWM, rcvhwm=HWM, linger=1000, **job.security_options()
+        ) as sock,
     ):
+        check_mechanism(sock.options.security(), job)
         await sock.connect(job.endpoint)
         send, recv, clock = sock.send, sock.recv, time.perf_counter_ns
         msg = payload(job.size)

@@ -13,6 +13,7 @@ from benchmarks._job import (
     INPROC_ENDPOINT,
     Job,
     check_final,
+    check_mechanism,
     emit,
     final_payload,
     latency_result,
@@ -22,12 +23,21 @@ from benchmarks._job import (
     wait_for_release,
 )
 
+_MECHANISMS: dict[object, str] = {zmq.NULL: "NULL", zmq.PLAIN: "PLAIN", zmq.CURVE: "CURVE"}
 
-def _socket(ctx: zmq.asyncio.Context, kind: int, linger: int) -> zmq.asyncio.Socket:
+
+def _socket(
+    ctx: zmq.asyncio.Context, kind: int, linger: int, job: Job | None = None
+) -> zmq.asyncio.Socket:
+    """A socket with our HWMs and linger, and the job's CURVE options if it has any."""
     sock = ctx.socket(kind)
     sock.sndhwm = HWM
     sock.rcvhwm = HWM
     sock.linger = linger
+    if job is not None:
+        for option, value in job.security_options().items():
+            setattr(sock, option, value)
+        check_mechanism(_MECHANISMS.get(sock.mechanism, str(sock.mechanism)), job)
     return sock
 
 
@@ -61,13 +71,13 @@ async def recv_timed(sock: zmq.asyncio.Socket, job: Job) -> dict[str, object]:
 
 
 async def _pull(job: Job) -> None:
-    with zmq.asyncio.Context() as ctx, _socket(ctx, zmq.PULL, 0) as sock:
+    with zmq.asyncio.Context() as ctx, _socket(ctx, zmq.PULL, 0, job) as sock:
         emit(endpoint=_bind(sock, job.endpoint))
         emit(result=await recv_timed(sock, job))
 
 
 async def _push(job: Job) -> None:
-    with zmq.asyncio.Context() as ctx, _socket(ctx, zmq.PUSH, -1) as sock:
+    with zmq.asyncio.Context() as ctx, _socket(ctx, zmq.PUSH, -1, job) as sock:
         sock.connect(job.endpoint)
         await send_all(sock, job)
         emit(sent=job.warmup + job.count)
@@ -87,7 +97,7 @@ async def _inproc(job: Job) -> None:
 
 
 async def _rep(job: Job) -> None:
-    with zmq.asyncio.Context() as ctx, _socket(ctx, zmq.REP, 1000) as sock:
+    with zmq.asyncio.Context() as ctx, _socket(ctx, zmq.REP, 1000, job) as sock:
         emit(endpoint=_bind(sock, job.endpoint))
         send, recv = sock.send, sock.recv
         while True:
@@ -98,7 +108,7 @@ async def _rep(job: Job) -> None:
 
 
 async def _req(job: Job) -> None:
-    with zmq.asyncio.Context() as ctx, _socket(ctx, zmq.REQ, 1000) as sock:
+    with zmq.asyncio.Context() as ctx, _socket(ctx, zmq.REQ, 1000, job) as sock:
         sock.connect(job.endpoint)
         send, recv, clock = sock.send, sock.recv, time.perf_counter_ns
         msg = payload(job.size)

@@ -20,6 +20,11 @@ Method (see ``/work/shared/BENCHMARKING.md`` and ``benchmarks/README.md``):
   pyzmq threads), with default placement and pinned by ``taskset -c 0``.
 * REQ/REP latency: REP and REQ in separate processes; each round trip after
   a warm-up is timed alone with ``time.perf_counter_ns``; median and p99.
+* CURVE (``--only curve``): tcp PUSH→PULL and REQ/REP with CURVE, each
+  beside the same case with NULL; every repetition runs one implementation's
+  NULL and CURVE back to back. The keys are generated once here and handed to
+  the workers in their jobs; the handshake is over before the warm-up ends.
+  The report gives trimq÷pyzmq under CURVE and CURVE÷NULL per implementation.
 * Every worker process runs under a deadline and only our own workers are
   killed, through their process handles.
 """

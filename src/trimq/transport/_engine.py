@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -19,7 +20,16 @@ import trio
 from .._errors import AuthenticationError, LocalProtocolError, RemoteProtocolError
 from .._monitor import EventType
 from .._peer import Peer
-from ..zmtp import AuthRequest, Chunks, Event, HandshakeComplete, Ping, Subscribe, ZmtpConnection
+from ..zmtp import (
+    AuthRequest,
+    Chunks,
+    Event,
+    Frames,
+    HandshakeComplete,
+    Ping,
+    Subscribe,
+    ZmtpConnection,
+)
 from ..zmtp import Cancel as CancelEvent
 from ._owner import PipeOwner
 from ._pipe import Pipe, Waiters, noop
@@ -35,6 +45,10 @@ IOV_MAX = 1024
 # How many queued messages one writer pass takes: bounds the latency a huge
 # backlog adds in front of commands (PONG) and the size of one encode call.
 MAX_BATCH = 4096
+# An encrypting mechanism (CURVE) builds its whole batch in memory before the
+# first byte goes out; past this many payload bytes a batch stops, so the peer
+# decrypts one batch while we encrypt the next instead of taking turns.
+MAX_SEALED_BATCH_BYTES = 256 * 1024
 
 
 @attrs.frozen
@@ -71,6 +85,7 @@ class Engine:
             maxmsgsize=opts.maxmsgsize,
             mechanism=owner.new_mechanism(),
         )
+        self.sealing = self.conn.mechanism.transforms_frames
         self.writer_wake = Waiters()
         self.reader_wake = Waiters()
         self.last_rx = trio.current_time()
@@ -204,8 +219,7 @@ class Engine:
         items = pipe.outq.items
         if not items:
             return
-        n = min(len(items), MAX_BATCH)
-        batch = [items.popleft() for _ in range(n)]
+        batch = self._take_batch(items)
         pipe.outq.notify_space()
         try:
             chunks = self.conn.encode_messages(batch)
@@ -223,6 +237,19 @@ class Engine:
         if self.leftover:
             pipe.busy = True  # for linger: bytes are still on their way
             self.writer_wake.wake()
+
+    def _take_batch(self, items: deque[Frames]) -> list[Frames]:
+        """The queued messages one write should carry (see MAX_SEALED_BATCH_BYTES)."""
+        n = min(len(items), MAX_BATCH)
+        if not self.sealing:
+            return [items.popleft() for _ in range(n)]
+        batch: list[Frames] = []
+        size = 0
+        while items and len(batch) < n and size < MAX_SEALED_BATCH_BYTES:
+            msg = items.popleft()
+            batch.append(msg)
+            size += sum(map(len, msg))
+        return batch
 
     async def _guard(self, task: Callable[..., Awaitable[None]], *args: Any) -> None:
         # The first task to fail ends the connection; its error is re-raised by
@@ -384,8 +411,7 @@ class Engine:
             if self.leftover:
                 chunks, self.leftover = self.leftover, []
             elif items:
-                n = min(len(items), MAX_BATCH)
-                batch = [items.popleft() for _ in range(n)]
+                batch = self._take_batch(items)
                 q.notify_space()
                 chunks = conn.encode_messages(batch)
             else:

@@ -602,7 +602,10 @@ class ZmtpConnection:
             name, data = split_command(body)
         if name == ERROR:
             reason = decode_error(data)
-            status = int(reason) if len(reason) == 3 and reason.isdigit() else 0
+            # isdigit() alone also accepts digits int() cannot read, such as "²".
+            status = (
+                int(reason) if len(reason) == 3 and reason.isascii() and reason.isdigit() else 0
+            )
             raise AuthenticationError(
                 f"peer refused the handshake: ERROR {reason!r}", status, by_peer=True
             )
@@ -635,6 +638,9 @@ class ZmtpConnection:
         # protocol revisions can add commands.
 
     def _apply(self, step: HandshakeStep, events: list[Event]) -> None:
+        if step.peer_properties is not None:
+            # Refuse an unfit peer before queuing our READY to it, as libzmq does.
+            check_peer_properties(self._socket_type, step.peer_properties)
         for body in step.commands:
             self._out += encode_command_frame(body)
         if step.authenticate is not None:
@@ -685,7 +691,12 @@ class ZmtpConnection:
         self._user_id = bytes(user_id)
         self._zap_metadata = dict(metadata or {})
         events: list[Event] = []
-        self._apply(self._mechanism.auth_accepted(), events)
+        try:
+            self._apply(self._mechanism.auth_accepted(), events)
+        except RemoteProtocolError as exc:
+            # The peer's metadata, held back for the verdict, may still be refused.
+            self._error = exc
+            raise
         return events
 
     def _complete_handshake(self, properties: dict[str, bytes], events: list[Event]) -> None:

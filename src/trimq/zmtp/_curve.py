@@ -335,11 +335,19 @@ class CurveClientMechanism(_CurveBase):
                 "cannot open the server's WELCOME: curve_serverkey is not this server's public key"
             ) from None
         server_short, cookie = plain[:32], plain[32:]
-        self._shared = crypto_box_beforenm(server_short, self._short_secret)
         vouch_nonce = random(16)
-        vouch = crypto_box(
-            self._short_public + self._server, b"VOUCH---" + vouch_nonce, server_short, self._secret
-        )
+        try:
+            self._shared = crypto_box_beforenm(server_short, self._short_secret)
+            vouch = crypto_box(
+                self._short_public + self._server,
+                b"VOUCH---" + vouch_nonce,
+                server_short,
+                self._secret,
+            )
+        except CryptoError:  # libsodium refuses low-order keys such as all zeros
+            raise HandshakeError(
+                "the server's WELCOME carries an unusable short-term key"
+            ) from None
         plain = self._public + vouch_nonce + vouch + encode_properties(self._properties)
         nonce = self._next_nonce()
         box = crypto_box_afternm(plain, b"CurveZMQINITIATE" + nonce, self._shared)
@@ -436,8 +444,8 @@ class CurveServerMechanism(_CurveBase):
             raise HandshakeError(f"peer sent a truncated CURVE INITIATE ({len(data)} bytes)")
         client_short, server_short_secret, generation = self._keys.open_cookie(data[:96])
         raw_nonce = data[96:104]
-        shared = crypto_box_beforenm(client_short, server_short_secret)
         try:
+            shared = crypto_box_beforenm(client_short, server_short_secret)
             plain = crypto_box_open_afternm(data[104:], b"CurveZMQINITIATE" + raw_nonce, shared)
         except CryptoError:
             raise HandshakeError("peer's INITIATE failed authentication") from None
