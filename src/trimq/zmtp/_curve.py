@@ -30,11 +30,9 @@ from nacl.bindings import (
     crypto_box,
     crypto_box_afternm,
     crypto_box_beforenm,
-    crypto_box_easy_afternm,
     crypto_box_keypair,
     crypto_box_open,
     crypto_box_open_afternm,
-    crypto_box_open_easy_afternm,
     crypto_scalarmult_base,
     crypto_secretbox,
     crypto_secretbox_open,
@@ -43,6 +41,7 @@ from nacl.exceptions import CryptoError
 from nacl.utils import random
 
 from .._errors import HandshakeError, LocalProtocolError, RemoteProtocolError
+from ._box import MESSAGE_HEADER, open_message, seal_message
 from ._commands import READY, decode_properties, encode_command, encode_properties
 from ._frames import FLAG_COMMAND, FLAG_MORE
 from ._keys import curve_key
@@ -53,7 +52,6 @@ __all__ = ["CurveClientMechanism", "CurveServerKeys", "CurveServerMechanism"]
 HELLO: Final = b"HELLO"
 WELCOME: Final = b"WELCOME"
 INITIATE: Final = b"INITIATE"
-MESSAGE_HEADER: Final = b"\x07MESSAGE"
 
 _HELLO_SIZE: Final = 194  # after the command name: version, padding, C', nonce, box
 _WELCOME_SIZE: Final = 160
@@ -62,13 +60,8 @@ _INITIATE_MIN: Final = _COOKIE_SIZE + 8 + 16 + 32 + 16 + 80
 _READY_MIN: Final = 8 + 16
 _MESSAGE_MIN: Final = 8 + 8 + 16 + 1
 
-# NaCl's classic box API copies the message once more to pad it; libsodium's
-# "easy" one does not, which pays off only on big frames (measured: 25 % at
-# 1 MiB, a little slower below 16 KiB).
-_EASY_FROM: Final = 256 * 1024
-
 _pack_nonce = struct.Struct(">Q").pack
-_unpack_nonce = struct.Struct(">Q").unpack
+_unpack_nonce = struct.Struct(">Q").unpack_from
 
 
 class CurveServerKeys:
@@ -209,7 +202,7 @@ class _CurveBase(Mechanism):
             )
         self._peer_nonce = nonce
 
-    def encode_frame(self, flags: int, body: bytes) -> tuple[int, bytes]:
+    def encode_frame(self, flags: int, body: bytes) -> tuple[int, bytes | bytearray]:
         """Seal one frame in a MESSAGE box.
 
         The box carries the MORE and COMMAND bits; the wire frame has no flags,
@@ -219,9 +212,7 @@ class _CurveBase(Mechanism):
         inner = (1 if flags & FLAG_MORE else 0) | (2 if flags & FLAG_COMMAND else 0)
         nonce = _pack_nonce(self._nonce)
         self._nonce += 1
-        seal = crypto_box_easy_afternm if len(body) >= _EASY_FROM else crypto_box_afternm
-        box = seal(bytes((inner,)) + body, self._send_prefix + nonce, self._shared)
-        return 0, MESSAGE_HEADER + nonce + box
+        return 0, seal_message(self._send_prefix, nonce, inner, body, self._shared)
 
     def decode_frame(self, flags: int, body: bytes) -> tuple[int, bytes]:
         """Open one MESSAGE box; the wire frame's own flags are ignored.
@@ -236,17 +227,14 @@ class _CurveBase(Mechanism):
             )
         if len(body) < _MESSAGE_MIN:
             raise RemoteProtocolError(f"peer sent a truncated CURVE MESSAGE ({len(body)} bytes)")
-        raw_nonce = body[8:16]
-        (nonce,) = _unpack_nonce(raw_nonce)
+        (nonce,) = _unpack_nonce(body, 8)
         if nonce <= self._peer_nonce:
             raise RemoteProtocolError(
                 f"peer's CURVE MESSAGE nonce {nonce} does not exceed the previous one "
                 f"({self._peer_nonce}): a replayed or reordered message"
             )
-        big = len(body) >= _EASY_FROM
-        unseal = crypto_box_open_easy_afternm if big else crypto_box_open_afternm
         try:
-            plain = unseal(body[16:], self._recv_prefix + raw_nonce, self._shared)
+            inner, frame = open_message(self._recv_prefix, body, self._shared)
         except CryptoError:
             raise RemoteProtocolError(
                 "peer's CURVE MESSAGE failed authentication: corrupted or forged"
@@ -254,8 +242,7 @@ class _CurveBase(Mechanism):
         # Only a genuine box may move the nonce forward: a forged one must not
         # make the peer's real messages look replayed.
         self._peer_nonce = nonce
-        inner = plain[0]
-        return (FLAG_MORE if inner & 1 else 0) | (FLAG_COMMAND if inner & 2 else 0), plain[1:]
+        return (FLAG_MORE if inner & 1 else 0) | (FLAG_COMMAND if inner & 2 else 0), frame
 
     def _unexpected(self, name: bytes) -> HandshakeError:
         shown = name.decode("ascii", "backslashreplace")

@@ -119,12 +119,13 @@ def encode_plain(
 def encode_wrapped(
     out: bytearray,
     messages: Iterable[Sequence[BytesLike]],
-    wrap: Callable[[int, bytes], tuple[int, bytes]],
+    wrap: Callable[[int, bytes], tuple[int, bytes | bytearray]],
     sub_commands: bool,
 ) -> Chunks:
     """Encode messages through a frame-transforming mechanism (e.g. CURVE).
 
-    Every frame is rebuilt by ``wrap`` anyway, so everything goes into ``out``.
+    Every frame is rebuilt by ``wrap``; small results are coalesced into
+    ``out``, and one of ``NOCOPY_THRESHOLD`` bytes or more becomes its own chunk.
 
     Args:
         out: Buffer to append to.
@@ -133,11 +134,12 @@ def encode_wrapped(
         sub_commands: As for :func:`encode_plain`.
 
     Returns:
-        ``[out]``, or ``[]`` if there is nothing to send.
+        Chunks for successive ``send_all`` calls (``[]`` if there is nothing to send).
 
     Raises:
         LocalProtocolError: A message has no frames.
     """
+    chunks: Chunks = []
     for msg in messages:
         last = len(msg) - 1
         if last < 0:
@@ -153,5 +155,12 @@ def encode_wrapped(
         for i, frame in enumerate(msg):
             flags, body = wrap(FLAG_MORE if i < last else 0, bytes(frame))
             out += frame_header(flags, len(body))
-            out += body
-    return [out] if out else []
+            if len(body) < NOCOPY_THRESHOLD:
+                out += body
+            else:
+                chunks.append(out)
+                chunks.append(body)
+                out = bytearray()
+    if out:
+        chunks.append(out)
+    return chunks

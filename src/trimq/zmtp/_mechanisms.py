@@ -140,7 +140,7 @@ class Mechanism(abc.ABC):
         """
         raise LocalProtocolError(f"{self.name.decode()} mechanism asked for no authentication")
 
-    def encode_frame(self, flags: int, body: bytes) -> tuple[int, bytes]:
+    def encode_frame(self, flags: int, body: bytes) -> tuple[int, bytes | bytearray]:
         """Wrap one outgoing frame after the handshake (only if
         :attr:`transforms_frames`).
 
