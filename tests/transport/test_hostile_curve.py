@@ -145,6 +145,13 @@ async def truncated_initiate(stream: trio.SocketStream) -> None:
     await stream.send_eof()
 
 
+async def oversized_initiate(stream: trio.SocketStream) -> None:
+    # Only the header of a 2 MiB INITIATE: it must be refused from the header,
+    # before anything is buffered (the body never comes).
+    await handshake_until(stream, curve_client(), stop_before_initiate=True)
+    await stream.send_all(b"\x06" + (2 << 20).to_bytes(8, "big") + b"\x08INITIATE")
+
+
 async def corrupted_initiate_box(stream: trio.SocketStream) -> None:
     t = await handshake_until(stream, curve_client(), stop_before_initiate=True)
     bad = bytearray(t.initiate)
@@ -189,6 +196,12 @@ CASES: list[tuple[str, Case, EventType, str]] = [
         "cannot open the client's HELLO",
     ),
     ("truncated-initiate", truncated_initiate, EventType.HANDSHAKE_FAILED_PROTOCOL, "mid-frame"),
+    (
+        "oversized-initiate",
+        oversized_initiate,
+        EventType.HANDSHAKE_FAILED_PROTOCOL,
+        "2097152-byte command frame",
+    ),
     (
         "corrupted-initiate-box",
         corrupted_initiate_box,
