@@ -45,7 +45,7 @@ from ._box import MESSAGE_HEADER, open_message, seal_message
 from ._commands import READY, decode_properties, encode_command, encode_properties
 from ._frames import FLAG_COMMAND, FLAG_MORE
 from ._keys import curve_key
-from ._mechanisms import HandshakeStep, Mechanism
+from ._mechanisms import HandshakeStep, Mechanism, refuse_two_servers
 
 __all__ = ["CurveClientMechanism", "CurveServerKeys", "CurveServerMechanism"]
 
@@ -375,15 +375,8 @@ class CurveServerMechanism(_CurveBase):
         self._peer_properties: dict[str, bytes] | None = None
 
     def check_peer_greeting(self, *, peer_as_server: bool) -> None:
-        """Insist that the peer is a CURVE client.
-
-        Raises:
-            HandshakeError: The peer is a CURVE server too.
-        """
-        # libzmq's greeting says "client" even on a server, so clients cannot
-        # check this; a server can still catch a peer that claims to be one too.
-        if peer_as_server:
-            raise HandshakeError("both sides are CURVE servers: only the server sets curve_server")
+        """Refuse a peer that claims to be a server too."""
+        refuse_two_servers(self, peer_as_server=peer_as_server)
 
     def start(self, properties: Sequence[tuple[str, bytes]]) -> HandshakeStep:
         """Wait for the client's HELLO."""

@@ -26,7 +26,7 @@ import attrs
 from .._errors import HandshakeError, LocalProtocolError
 from ._commands import READY, decode_properties, encode_command, encode_properties
 
-__all__ = ["HandshakeStep", "Mechanism", "NullMechanism"]
+__all__ = ["HandshakeStep", "Mechanism", "NullMechanism", "refuse_two_servers"]
 
 
 @attrs.frozen
@@ -89,8 +89,8 @@ class Mechanism(abc.ABC):
     def check_peer_greeting(self, *, peer_as_server: bool) -> None:  # noqa: B027
         """Vet the peer's as-server flag once its greeting has arrived.
 
-        The default accepts anything (NULL ignores the flag). PLAIN and CURVE
-        need exactly one server and override this.
+        The default accepts anything (NULL ignores the flag); PLAIN and CURVE
+        servers use :func:`refuse_two_servers`.
 
         Args:
             peer_as_server: The flag from the peer's greeting.
@@ -170,6 +170,22 @@ class Mechanism(abc.ABC):
             RemoteProtocolError: The frame is not a valid wrapped frame.
         """
         return flags, body
+
+
+def refuse_two_servers(mechanism: Mechanism, *, peer_as_server: bool) -> None:
+    """A PLAIN or CURVE server's greeting check: the peer must not be a server too.
+
+    Nothing else can be checked: libzmq's greeting says "client" even on a
+    server, so a client must not insist on the flag.
+
+    Raises:
+        HandshakeError: Both sides are servers.
+    """
+    if peer_as_server:
+        name = mechanism.name.decode()
+        raise HandshakeError(
+            f"both sides are {name} servers: only one side sets {name.lower()}_server"
+        )
 
 
 class NullMechanism(Mechanism):

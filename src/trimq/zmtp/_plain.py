@@ -13,7 +13,7 @@ from typing import ClassVar, Final
 
 from .._errors import HandshakeError, LocalProtocolError
 from ._commands import READY, decode_properties, encode_command, encode_properties
-from ._mechanisms import HandshakeStep, Mechanism
+from ._mechanisms import HandshakeStep, Mechanism, refuse_two_servers
 
 __all__ = ["PlainClientMechanism", "PlainServerMechanism"]
 
@@ -112,15 +112,8 @@ class PlainServerMechanism(Mechanism):
         return self._expect.decode() or "authentication"
 
     def check_peer_greeting(self, *, peer_as_server: bool) -> None:
-        """Insist that the peer is a PLAIN client.
-
-        Raises:
-            HandshakeError: The peer is a PLAIN server too.
-        """
-        # libzmq's greeting says "client" even on a server, so clients cannot
-        # check this; a server can still catch a peer that claims to be one too.
-        if peer_as_server:
-            raise HandshakeError("both sides are PLAIN servers: only the binding side sets it")
+        """Refuse a peer that claims to be a server too."""
+        refuse_two_servers(self, peer_as_server=peer_as_server)
 
     def start(self, properties: Sequence[tuple[str, bytes]]) -> HandshakeStep:
         """Wait for the client's HELLO."""
