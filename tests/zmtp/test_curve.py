@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import gc
 import os
-import random
 import tracemalloc
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import TypeAlias
 
 import pytest
@@ -34,7 +32,6 @@ from trimq.zmtp import (
     CurveClientMechanism,
     CurveServerKeys,
     CurveServerMechanism,
-    Event,
     HandshakeComplete,
     Ping,
     Pong,
@@ -46,8 +43,10 @@ from trimq.zmtp import (
     z85_decode,
 )
 
+from ._security import SPLITS, Recorder, assert_dead, chop, encoded, feed, handshake
+from .test_zmtp_framing import command, frame, prop
+
 S = SocketType
-SPLITS = ["whole", "bytewise", "random0", "random1", "random2"]
 
 SERVER_PUBLIC, SERVER_SECRET = curve_keypair()
 CLIENT_PUBLIC, CLIENT_SECRET = curve_keypair()
@@ -62,21 +61,6 @@ SERVER_GREETING = encode_greeting(b"CURVE", as_server=True)
 
 
 # ------------------------------------------------------------ wire helpers
-
-
-def frame(body: bytes, *, more: bool = False, command: bool = False) -> bytes:
-    flags = (1 if more else 0) | (4 if command else 0)
-    if len(body) > 255:
-        return bytes((flags | 2,)) + len(body).to_bytes(8, "big") + body
-    return bytes((flags, len(body))) + body
-
-
-def command(name: bytes, data: bytes = b"") -> bytes:
-    return frame(bytes((len(name),)) + name + data, command=True)
-
-
-def prop(name: bytes, value: bytes) -> bytes:
-    return bytes((len(name),)) + name + len(value).to_bytes(4, "big") + value
 
 
 def frames_of(wire: bytes | bytearray) -> list[tuple[int, bytes]]:
@@ -114,102 +98,7 @@ def flip(data: bytes, index: int) -> bytes:
     return bytes(out)
 
 
-def chop(data: bytes, how: str, most: int = 24) -> list[bytes]:
-    """Cut ``data`` into pieces: whole, one byte at a time, or at random (seeded by ``how``)."""
-    if not data:
-        return []  # b"" would mean EOF
-    if how == "whole":
-        return [data]
-    if how == "bytewise":
-        return [data[i : i + 1] for i in range(len(data))]
-    rng = random.Random(how)
-    pieces = []
-    p = 0
-    while p < len(data):
-        n = rng.randint(1, most)
-        pieces.append(data[p : p + n])
-        p += n
-    return pieces
-
-
-def feed(conn: ZmtpConnection, pieces: list[bytes]) -> list[Event]:
-    events: list[Event] = []
-    for piece in pieces:
-        events += conn.receive_data(piece)
-    return events
-
-
-def encoded(conn: ZmtpConnection, messages: list[list[bytes]]) -> bytes:
-    return b"".join(bytes(chunk) for chunk in conn.encode_messages(messages))
-
-
-def assert_dead(conn: ZmtpConnection, data: bytes, error: type[Exception], match: str) -> None:
-    """Feeding ``data`` raises ``error``; afterwards the connection only re-raises it."""
-    with pytest.raises(error, match=match) as first:
-        conn.receive_data(data)
-    assert isinstance(first.value, RemoteProtocolError)
-    assert conn.error is first.value
-    with pytest.raises(RemoteProtocolError) as again:
-        conn.receive_data(b"\x00\x01x")
-    assert again.value is first.value
-
-
 # ---------------------------------------------------------- the handshake
-
-
-Verdict: TypeAlias = Callable[[ZmtpConnection, AuthRequest], list[Event]]
-
-
-@dataclass
-class Recorder:
-    """Answers AuthRequests with a fixed verdict and remembers what was asked."""
-
-    status: int = 200
-    user_id: bytes = b""
-    requests: list[AuthRequest] = field(default_factory=list)
-
-    def __call__(self, conn: ZmtpConnection, request: AuthRequest) -> list[Event]:
-        self.requests.append(request)
-        return conn.auth_result(self.status, "verdict", user_id=self.user_id)
-
-
-@dataclass
-class Transcript:
-    client_events: list[Event] = field(default_factory=list)
-    server_events: list[Event] = field(default_factory=list)
-    client_wire: bytearray = field(default_factory=bytearray)
-    server_wire: bytearray = field(default_factory=bytearray)
-
-
-def deliver(
-    src: ZmtpConnection, dst: ZmtpConnection, how: str, verdict: Verdict, wire: bytearray
-) -> list[Event]:
-    data = src.data_to_send()
-    wire += data
-    events: list[Event] = []
-    for piece in chop(data, how):
-        got = dst.receive_data(piece)
-        events += got
-        for event in got:
-            if isinstance(event, AuthRequest):
-                events += verdict(dst, event)
-    return events
-
-
-def handshake(
-    client: ZmtpConnection,
-    server: ZmtpConnection,
-    how: str = "whole",
-    verdict: Verdict | None = None,
-) -> Transcript:
-    verdict = Recorder() if verdict is None else verdict
-    t = Transcript()
-    for _ in range(6):
-        t.server_events += deliver(client, server, how, verdict, t.client_wire)
-        t.client_events += deliver(server, client, how, verdict, t.server_wire)
-        if client.handshake_complete and server.handshake_complete:
-            break
-    return t
 
 
 def curve_client(

@@ -6,10 +6,7 @@ driver answers each :class:`AuthRequest` the way a socket's ZAP client would.
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TypeAlias
+import functools
 
 import pytest
 
@@ -21,7 +18,6 @@ from trimq._errors import (
 )
 from trimq.zmtp import (
     AuthRequest,
-    Event,
     HandshakeComplete,
     PlainClientMechanism,
     PlainServerMechanism,
@@ -30,8 +26,11 @@ from trimq.zmtp import (
     encode_greeting,
 )
 
+from . import _security
+from ._security import SPLITS, Recorder, chop, encoded, feed, handshake
+from .test_zmtp_framing import command, frame, prop
+
 S = SocketType
-SPLITS = ["whole", "bytewise", "random0", "random1", "random2"]
 # plain_pair's client has a 3-byte identity, which libzmq-style padding reflects.
 CLIENT_GREETING = encode_greeting(b"PLAIN", as_server=False, identity_size=3)
 SERVER_GREETING = encode_greeting(b"PLAIN", as_server=True)
@@ -40,109 +39,10 @@ SERVER_GREETING = encode_greeting(b"PLAIN", as_server=True)
 # ------------------------------------------------------------------ helpers
 
 
-def frame(body: bytes, *, more: bool = False, command: bool = False) -> bytes:
-    flags = (1 if more else 0) | (4 if command else 0)
-    if len(body) > 255:
-        return bytes((flags | 2,)) + len(body).to_bytes(8, "big") + body
-    return bytes((flags, len(body))) + body
-
-
-def command(name: bytes, data: bytes = b"") -> bytes:
-    return frame(bytes((len(name),)) + name + data, command=True)
-
-
-def prop(name: bytes, value: bytes) -> bytes:
-    return bytes((len(name),)) + name + len(value).to_bytes(4, "big") + value
-
-
 def hello(username: bytes, password: bytes) -> bytes:
     return command(
         b"HELLO", bytes((len(username),)) + username + bytes((len(password),)) + password
     )
-
-
-def chop(data: bytes, how: str) -> list[bytes]:
-    """Cut ``data`` into pieces: whole, one byte at a time, or at random (seeded by ``how``)."""
-    if not data:
-        return []  # b"" would mean EOF
-    if how == "whole":
-        return [data]
-    if how == "bytewise":
-        return [data[i : i + 1] for i in range(len(data))]
-    rng = random.Random(how)
-    pieces = []
-    p = 0
-    while p < len(data):
-        n = rng.randint(1, 24)
-        pieces.append(data[p : p + n])
-        p += n
-    return pieces
-
-
-def feed(conn: ZmtpConnection, pieces: list[bytes]) -> list[Event]:
-    events: list[Event] = []
-    for piece in pieces:
-        events += conn.receive_data(piece)
-    return events
-
-
-def encoded(conn: ZmtpConnection, messages: list[list[bytes]]) -> bytes:
-    return b"".join(bytes(chunk) for chunk in conn.encode_messages(messages))
-
-
-Verdict: TypeAlias = Callable[[ZmtpConnection, AuthRequest], list[Event]]
-
-
-@dataclass
-class Recorder:
-    """Answers AuthRequests with a fixed verdict and remembers what was asked."""
-
-    status: int = 200
-    user_id: bytes = b""
-    metadata: dict[str, bytes] = field(default_factory=dict)
-    requests: list[AuthRequest] = field(default_factory=list)
-
-    def __call__(self, conn: ZmtpConnection, request: AuthRequest) -> list[Event]:
-        self.requests.append(request)
-        return conn.auth_result(
-            self.status, "verdict", user_id=self.user_id, metadata=self.metadata
-        )
-
-
-@dataclass
-class Transcript:
-    client_events: list[Event] = field(default_factory=list)
-    server_events: list[Event] = field(default_factory=list)
-    client_wire: bytearray = field(default_factory=bytearray)
-    server_wire: bytearray = field(default_factory=bytearray)
-
-
-def deliver(
-    src: ZmtpConnection, dst: ZmtpConnection, how: str, verdict: Verdict, wire: bytearray
-) -> list[Event]:
-    """Move src's queued bytes to dst in pieces; answer AuthRequests at once."""
-    data = src.data_to_send()
-    wire += data
-    events: list[Event] = []
-    for piece in chop(data, how):
-        got = dst.receive_data(piece)
-        events += got
-        for event in got:
-            if isinstance(event, AuthRequest):
-                events += verdict(dst, event)
-    return events
-
-
-def handshake(
-    client: ZmtpConnection, server: ZmtpConnection, how: str, verdict: Verdict
-) -> Transcript:
-    t = Transcript()
-    for _ in range(6):
-        t.server_events += deliver(client, server, how, verdict, t.client_wire)
-        t.client_events += deliver(server, client, how, verdict, t.server_wire)
-        if client.handshake_complete and server.handshake_complete:
-            break
-    return t
 
 
 def plain_pair(
@@ -171,15 +71,8 @@ def server_after_hello(username: bytes = b"admin", password: bytes = b"secret") 
     return server
 
 
-def assert_dead(conn: ZmtpConnection, data: bytes, error: type[Exception], match: str) -> None:
-    """Feeding ``data`` raises ``error``; afterwards the connection only re-raises it."""
-    with pytest.raises(error, match=match) as first:
-        conn.receive_data(data)
-    assert isinstance(first.value, RemoteProtocolError)
-    assert conn.error is first.value
-    with pytest.raises(RemoteProtocolError) as again:
-        conn.receive_data(b"\x04\x06\x05READY")
-    assert again.value is first.value
+# A dead PLAIN connection is probed with a READY command rather than data.
+assert_dead = functools.partial(_security.assert_dead, probe=b"\x04\x06\x05READY")
 
 
 # ----------------------------------------------------------- the handshake

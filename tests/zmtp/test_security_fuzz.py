@@ -48,6 +48,9 @@ from trimq.zmtp import (
     curve_keypair,
 )
 
+from .test_zmtp_framing import command, frame
+from .test_zmtp_framing import ready as ready_command
+
 S = SocketType
 # Derandomized: every run tries the same examples, so a failure is never a fluke.
 FUZZ = settings(
@@ -299,9 +302,7 @@ def wire_frame(draw: st.DrawFn) -> bytes:
     else:
         body = draw(st.one_of(st.binary(max_size=40), st.just(b"\x07MESSAGE" + bytes(30))))
     flags = draw(st.sampled_from([0x04, 0x04, 0x04, 0x00, 0x01, 0x05, 0x06]))
-    if flags & 2 or len(body) > 255:
-        return bytes((flags | 2,)) + len(body).to_bytes(8, "big") + body
-    return bytes((flags, len(body))) + body
+    return frame(body, more=bool(flags & 1), command=bool(flags & 4), long=bool(flags & 2))
 
 
 junk = st.one_of(
@@ -388,8 +389,7 @@ def test_mutated_recording(
 
 
 def error_command(reason: bytes) -> bytes:
-    body = b"\x05ERROR" + bytes((len(reason),)) + reason
-    return bytes((0x04, len(body))) + body
+    return command(b"ERROR", bytes((len(reason),)) + reason)
 
 
 @pytest.mark.parametrize("name", ["plain-client", "curve-client", "plain-server"])
@@ -403,12 +403,6 @@ def test_error_reason_that_is_not_a_status(name: str, reason: bytes) -> None:
     outcome = drive(s.make(), segments, 200)
     assert isinstance(outcome.error, AuthenticationError)
     assert outcome.error.by_peer
-
-
-def ready_command(socket_type: bytes) -> bytes:
-    prop = b"\x0bSocket-Type" + len(socket_type).to_bytes(4, "big") + socket_type
-    body = b"\x05READY" + prop
-    return bytes((0x04, len(body))) + body
 
 
 @pytest.mark.parametrize(
