@@ -26,11 +26,13 @@ def test_both_paths_build_the_same_wire_bytes_and_read_them_back(size: int) -> N
     raw = _box._seal_raw(PREFIX, NONCE, plain, KEY)
     public = _box._seal_public(PREFIX, NONCE, plain, KEY)
     assert bytes(raw) == public
+    assert bytes(_box._seal_classic(PREFIX, NONCE, plain, KEY)) == public
     assert public[:8] == b"\x07MESSAGE"
     assert public[8:16] == NONCE
     assert len(public) == 16 + 16 + 1 + size
     assert _box._open_raw(PREFIX, public, KEY) == (1, frame)
     assert _box._open_public(PREFIX, public, KEY) == (1, frame)
+    assert _box._open_classic(PREFIX, public, KEY) == (1, frame)
     assert _box.open_message(
         PREFIX, bytes(_box.seal_message(PREFIX, NONCE, 2, frame, KEY)), KEY
     ) == (
@@ -44,7 +46,7 @@ def test_both_paths_build_the_same_wire_bytes_and_read_them_back(size: int) -> N
 def test_a_tampered_box_fails_on_both_paths(size: int, where: str) -> None:
     body = bytearray(_box._seal_public(PREFIX, NONCE, b"\x00" + bytes(size), KEY))
     body[{"nonce": 9, "mac": 20, "last": -1}[where]] ^= 0x80
-    for open_ in (_box._open_raw, _box._open_public):
+    for open_ in (_box._open_raw, _box._open_classic, _box._open_public):
         with pytest.raises(CryptoError):
             open_(PREFIX, bytes(body), KEY)
     with pytest.raises(CryptoError):
