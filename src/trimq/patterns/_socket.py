@@ -125,7 +125,9 @@ class Socket:
         self._closed = False
         self._fq_pipe: Pipe | None = None
         self._tx_partial: list[bytes] = []
-        self._rx_partial: deque[bytes] = deque()
+        # A list, not a deque: messages are a few frames, and an empty deque
+        # costs 760 bytes (actors make sockets by the hundred thousand).
+        self._rx_partial: list[bytes] = []
         self._lb_next = 0
         #: Connections with messages their writer task has not picked up yet.
         self.unflushed: list[Callable[[], None]] = []
@@ -483,7 +485,7 @@ class Socket:
         """
         await _checkpoint_if_cancelled()
         if self._rx_partial:
-            return self._rx_partial.popleft()
+            return self._rx_partial.pop(0)
         msg = None if self._closed else self._xrecv()
         if msg is None:
             msg = await self._recv_slow()
@@ -499,8 +501,7 @@ class Socket:
         """Receive a whole message (the rest of it, if ``recv`` took its first frames)."""
         await _checkpoint_if_cancelled()
         if self._rx_partial:
-            rest = list(self._rx_partial)
-            self._rx_partial.clear()
+            rest, self._rx_partial = self._rx_partial, []
             return rest
         msg = None if self._closed else self._xrecv()
         if msg is None:
@@ -573,7 +574,7 @@ class Socket:
     def recv_nowait(self) -> bytes:
         """The next frame if one is waiting, else raise :class:`trio.WouldBlock`."""
         if self._rx_partial:
-            return self._rx_partial.popleft()
+            return self._rx_partial.pop(0)
         msg = self.recv_multipart_nowait()
         if len(msg) > 1:
             self._rx_partial.extend(msg[1:])
@@ -583,8 +584,7 @@ class Socket:
         """The next whole message if one is waiting, else raise :class:`trio.WouldBlock`."""
         self._check_open()
         if self._rx_partial:
-            rest = list(self._rx_partial)
-            self._rx_partial.clear()
+            rest, self._rx_partial = self._rx_partial, []
             return rest
         msg = self._xrecv()
         if msg is None:

@@ -157,23 +157,29 @@ class Waiters:
     __slots__ = ("_lot", "_wakers")
 
     def __init__(self) -> None:
-        self._lot = trio.lowlevel.ParkingLot()
-        self._wakers: list[Callable[[], None]] = []
+        # Both made on first use: most Waiters never see a waiter, and a socket
+        # has several (actors make sockets by the hundred thousand).
+        self._lot: trio.lowlevel.ParkingLot | None = None
+        self._wakers: list[Callable[[], None]] | None = None
 
     def __bool__(self) -> bool:
         return bool(self._lot) or bool(self._wakers)
 
     async def wait(self) -> None:
         """Park until :meth:`wake` (or cancellation)."""
+        if self._lot is None:
+            self._lot = trio.lowlevel.ParkingLot()
         await self._lot.park()
 
     def add_waker(self, waker: Callable[[], None]) -> None:
         """Call ``waker`` at the next :meth:`wake`."""
+        if self._wakers is None:
+            self._wakers = []
         self._wakers.append(waker)
 
     def remove_waker(self, waker: Callable[[], None]) -> None:
         """Forget ``waker`` (its wait ended some other way)."""
-        if waker in self._wakers:
+        if self._wakers and waker in self._wakers:
             self._wakers.remove(waker)
 
     def wake(self) -> None:
