@@ -50,6 +50,8 @@ QUEUED, DROPPED = 1, 2
 _CONFLATING_TYPES = frozenset(
     {SocketType.DEALER, SocketType.PULL, SocketType.PUSH, SocketType.PUB, SocketType.SUB}
 )
+# Socket types that never look inside the frames they send (see send_object).
+_OBJECT_SENDERS = frozenset({SocketType.PAIR, SocketType.PUSH, SocketType.DEALER})
 # A send or recv that need not block still yields to the scheduler every this
 # many calls, so a tight loop cannot starve the socket's own I/O tasks.
 YIELD_EVERY = 64
@@ -424,6 +426,57 @@ class Socket:
                 self._done_sending(status)
                 return
         await self._send_slow(msg)
+
+    async def send_object(self, obj: object) -> None:
+        """Queue a Python object itself as a one-frame message to inproc peers.
+
+        Nothing is copied or encoded: the peer's :meth:`recv_object` returns
+        this very object, so both sides share it (do not mutate it after
+        sending unless that is what you want). This is how ``trimq.actors``
+        passes messages between actors of one process. Waits and drops as
+        :meth:`send` does. If it raises ``Cancelled``, nothing was sent.
+
+        Raises:
+            NotSupportedError: The socket is not a PAIR, PUSH or DEALER (the
+                others read their frames to route them), or a peer is connected
+                over tcp or ipc: an object cannot leave the process.
+            SocketStateError: A message was started with ``send(more=True)``.
+        """
+        await _checkpoint_if_cancelled()
+        if self.socket_type not in _OBJECT_SENDERS:
+            raise NotSupportedError(
+                f"send_object works on PAIR, PUSH and DEALER sockets, not {self.socket_type.name}"
+            )
+        for pipe in self.pipes:
+            if not pipe.inproc:
+                raise NotSupportedError(
+                    f"send_object needs inproc peers only, but this socket has a peer on "
+                    f"{pipe.endpoint}: objects cannot leave the process; send bytes instead"
+                )
+        if self._tx_partial:
+            raise SocketStateError(
+                "send(more=True) started a message: finish it before send_object()"
+            )
+        msg: Frames = [obj]  # type: ignore[list-item]  # inproc carries objects as frames
+        if not self._closed:
+            status = self._xsend(msg)
+            if status == QUEUED:
+                self._sent = n = self._sent + 1
+                if not n % YIELD_EVERY:
+                    await _cancel_shielded_checkpoint()
+                return
+            if status:
+                self._done_sending(status)
+                return
+        await self._send_slow(msg)
+
+    async def recv_object(self) -> object:
+        """Like :meth:`recv`, for frames that are Python objects from :meth:`send_object`.
+
+        A frame sent as bytes comes back as those bytes.
+        """
+        frame: object = await self.recv()
+        return frame
 
     def _with_partial(self, *last: bytes) -> Frames:
         # The frames sent with more=True stay pending until the whole message is
