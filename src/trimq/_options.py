@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import attrs
 
 from .zmtp._keys import curve_key
 
-__all__ = ["SocketOptions"]
+__all__ = ["SocketOptions", "check_names"]
 
 
 def _bytes_or_none(attr: attrs.Attribute[bytes | None], value: object) -> None:
@@ -64,6 +65,28 @@ def _server_key(value: KeyInput) -> bytes | None:
 _int = attrs.validators.instance_of(int)
 
 
+def _boolean(_inst: object, attr: attrs.Attribute[bool], value: object) -> None:
+    # 0 and 1 pass too: pyzmq code sets flags that way (sock.curve_server = 1).
+    if not isinstance(value, int) or value not in (0, 1):
+        raise TypeError(f"{attr.name} must be True or False, got {value!r}")
+
+
+def _flag() -> Any:
+    return attrs.field(default=False, validator=_boolean)
+
+
+def check_names(options: Mapping[str, object]) -> None:
+    """Refuse unknown option names, listing the known ones.
+
+    Raises:
+        TypeError: A name is not a socket option.
+    """
+    names = attrs.fields_dict(SocketOptions)
+    for name in options:
+        if name not in names:
+            raise TypeError(f"unknown socket option {name!r}; known: {', '.join(names)}")
+
+
 @attrs.define(kw_only=True)
 class SocketOptions:
     """Every option a trimq socket understands.
@@ -102,31 +125,31 @@ class SocketOptions:
     """Time allowed for one TCP connect attempt; 0 means the OS default."""
     routing_id: bytes = attrs.field(default=b"", converter=_to_bytes, validator=_routing_id)
     """Our identity, sent in READY (REQ, DEALER, ROUTER peers see it)."""
-    immediate: bool = False
+    immediate: bool = _flag()
     """Queue messages only to completed connections (no pipe before the handshake)."""
-    conflate: bool = False
+    conflate: bool = _flag()
     """Keep only the newest message per pipe (single-part messages only)."""
-    ipv6: bool = False
+    ipv6: bool = _flag()
     """Let ``tcp://*`` binds accept IPv6 as well."""
-    router_mandatory: bool = False
+    router_mandatory: bool = _flag()
     """ROUTER: raise HostUnreachableError for unknown peers, wait when a peer is full."""
-    router_handover: bool = False
+    router_handover: bool = _flag()
     """ROUTER: a new peer with a taken identity replaces the old one."""
-    req_relaxed: bool = False
+    req_relaxed: bool = _flag()
     """REQ: allow a new request before the reply to the last one (drops the old one)."""
-    req_correlate: bool = False
+    req_correlate: bool = _flag()
     """REQ: prefix requests with a request id and only accept the matching reply."""
-    xpub_verbose: bool = False
+    xpub_verbose: bool = _flag()
     """XPUB: report every subscribe, not only the first per topic."""
-    xpub_verboser: bool = False
+    xpub_verboser: bool = _flag()
     """XPUB: report every unsubscribe too."""
-    xpub_nodrop: bool = False
+    xpub_nodrop: bool = _flag()
     """XPUB/PUB: wait (or WouldBlock) instead of dropping when a subscriber is full."""
     xpub_welcome_msg: bytes | None = attrs.field(
         default=None, validator=lambda i, a, v: _bytes_or_none(a, v)
     )
     """XPUB: send this message to every new subscriber."""
-    plain_server: bool = False
+    plain_server: bool = _flag()
     """Be a PLAIN server: check clients' usernames and passwords through ZAP
     (without a ZAP handler, as in libzmq, every PLAIN client is refused)."""
     plain_username: bytes | None = attrs.field(
@@ -137,7 +160,7 @@ class SocketOptions:
         default=None, converter=_to_bytes_or_none, validator=_credential, repr=False
     )
     """The PLAIN client's password."""
-    curve_server: bool = False
+    curve_server: bool = _flag()
     """Be a CURVE server; needs ``curve_secretkey``. Without a ZAP handler every
     client that completes the handshake is accepted (as in libzmq)."""
     curve_publickey: bytes | None = attrs.field(default=None, converter=_public_key)
@@ -152,16 +175,13 @@ class SocketOptions:
     zap_domain: bytes = attrs.field(default=b"", converter=_to_bytes)
     """Domain sent in ZAP requests. On a NULL socket, a non-empty domain turns
     ZAP authentication on (by address), as in libzmq."""
-    zap_enforce_domain: bool = False
+    zap_enforce_domain: bool = _flag()
     """Refuse CURVE and NULL peers when no ZAP handler runs in the Context
     (by default they are accepted, as libzmq does; PLAIN is always refused)."""
 
     def update(self, **kwargs: Any) -> None:
         """Set several options by name, validating each; unknown names raise TypeError."""
-        names = attrs.fields_dict(SocketOptions)
-        for name in kwargs:
-            if name not in names:
-                raise TypeError(f"unknown socket option {name!r}; known: {', '.join(names)}")
+        check_names(kwargs)
         # Validate everything before changing anything.
         candidate = attrs.evolve(self, **kwargs)
         for name in kwargs:

@@ -111,7 +111,7 @@ async def test_connect_before_bind_reqrep(transport: str) -> None:
 async def test_unknown_option_names_the_option() -> None:
     with trio.fail_after(TIMEOUT):
         async with trimq.Context() as ctx:
-            with pytest.raises(TypeError, match="sndhwmm"):
+            with pytest.raises(TypeError, match="sndhwmm'; known: sndhwm, rcvhwm"):
                 ctx.socket(trimq.PUSH, sndhwmm=1)
             sock = ctx.socket(trimq.PUSH)
             with pytest.raises(TypeError, match="no_such_option"):
@@ -139,6 +139,26 @@ async def test_bad_option_value_is_a_value_error(options: dict[str, object]) -> 
             sock = ctx.socket(trimq.DEALER)
             with pytest.raises(ValueError, match=name):
                 sock.set_options(**options)
+
+
+@pytest.mark.parametrize("value", ["yes", 2, None, 1.0])
+async def test_flags_must_be_booleans(value: object) -> None:
+    async with trimq.Context() as ctx:
+        with pytest.raises(
+            TypeError, match=f"router_mandatory must be True or False, got {value!r}"
+        ):
+            ctx.socket(trimq.ROUTER, router_mandatory=value)
+        sock = ctx.socket(trimq.ROUTER)
+        with pytest.raises(TypeError, match="immediate must be True or False"):
+            sock.set_options(immediate=value)
+        assert sock.options.immediate is False
+
+
+async def test_flags_accept_zero_and_one_as_pyzmq_code_does() -> None:
+    async with trimq.Context() as ctx:
+        sock = ctx.socket(trimq.ROUTER, router_mandatory=1, immediate=0)
+        assert sock.options.router_mandatory
+        assert not sock.options.immediate
 
 
 async def test_set_options_validates_before_changing_anything() -> None:

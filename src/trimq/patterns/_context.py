@@ -9,7 +9,7 @@ from typing import Any
 
 import trio
 
-from .._options import SocketOptions
+from .._options import SocketOptions, check_names
 from ..transport import InprocRegistry
 from ..zmtp import SocketType
 from ._pubsub import Pub, Sub, XPub, XSub
@@ -62,6 +62,7 @@ class Context:
             cls = _CLASSES[SocketType(socket_type)]
         except ValueError:
             raise ValueError(f"unknown socket type {socket_type!r}") from None
+        check_names(options)
         sock = cls(self, SocketOptions(**options))
         self._sockets.add(sock)
         return sock
