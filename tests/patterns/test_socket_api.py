@@ -481,3 +481,19 @@ async def test_retrying_the_last_frame_after_cancel_keeps_the_message_whole() ->
             await pull.connect(bound)
             await push.send(b"body")
             assert await pull.recv_multipart() == [b"header", b"body"]
+
+
+async def test_discard_partial_gives_up_a_begun_message() -> None:
+    async with trimq.Context() as ctx:
+        pull = ctx.socket(trimq.PULL)
+        push = ctx.socket(trimq.PUSH)
+        await pull.bind("inproc://discard")
+        await push.connect("inproc://discard")
+        assert push.discard_partial() == 0
+        await push.send(b"a", more=True)
+        await push.send(b"b", more=True)
+        assert push.discard_partial() == 2
+        await push.send(b"whole")
+        with trio.fail_after(5):
+            assert await pull.recv_multipart() == [b"whole"]
+        assert push.statistics().messages_sent == 1

@@ -478,6 +478,20 @@ class Socket:
         frame: object = await self.recv()
         return frame
 
+    def discard_partial(self) -> int:
+        """Give up the message begun with ``send(..., more=True)``.
+
+        Its frames were never queued, so the peer sees nothing of it. Use it
+        when the last ``send`` of a message was cancelled and the message
+        should not go out after all.
+
+        Returns:
+            How many frames were dropped (0 if no message was begun).
+        """
+        dropped = len(self._tx_partial)
+        self._tx_partial = []
+        return dropped
+
     def _with_partial(self, *last: bytes) -> Frames:
         # The frames sent with more=True stay pending until the whole message is
         # sent: a cancelled final send() can be retried.
