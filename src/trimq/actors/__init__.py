@@ -1,0 +1,53 @@
+"""trimq.actors: actors as plain Python classes, on trimq sockets.
+
+Example::
+
+    import trio
+    from trimq import actors
+
+    class Counter(actors.Actor):
+        def __init__(self, start: int = 0) -> None:
+            self.count = start
+
+        def add(self, n: int) -> int:
+            self.count += n
+            return self.count
+
+    async def main():
+        async with actors.open_node() as node:
+            counter = await node.spawn(Counter, 10)
+            await counter.tell("add", 1)
+            print(await counter.ask("add", 2))  # 13
+            print(await counter.proxy.add(3))  # 16
+
+    trio.run(main)
+
+Each actor is a trio task that takes its messages one at a time from an
+inproc PAIR mailbox. Within a process, messages pass as the Python objects
+themselves, never copied or pickled: a mutable argument is shared with the
+actor, so send values you will not change afterwards (or copies).
+
+Work in progress: supervision, monitors, timers and the event bus come next.
+
+.. versionadded:: 0.1
+"""
+
+from ._actor import Actor as Actor
+from ._errors import ActorError as ActorError
+from ._errors import ActorNotFoundError as ActorNotFoundError
+from ._errors import ActorStoppedError as ActorStoppedError
+from ._node import Node as Node
+from ._node import open_node as open_node
+from ._ref import ActorRef as ActorRef
+from ._ref import current_node as current_node
+
+__all__ = [
+    "Actor",
+    "ActorError",
+    "ActorNotFoundError",
+    "ActorRef",
+    "ActorStoppedError",
+    "Node",
+    "current_node",
+    "open_node",
+]

@@ -1,0 +1,67 @@
+"""The Actor base class: a plain Python class whose public methods are its handlers."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from ._node import Node
+    from ._ref import ActorRef
+
+__all__ = ["LIFECYCLE_HOOKS", "Actor", "handler_names"]
+
+LIFECYCLE_HOOKS = frozenset({"on_start", "on_stop"})
+
+
+class Actor:
+    """Subclass this to write an actor.
+
+    Every public method (sync or ``async``) is a message handler, called with
+    the arguments of ``ref.ask("method", ...)`` or ``ref.tell("method", ...)``.
+    The actor handles one message at a time, in the order they arrived, in
+    its own trio task: its state needs no locks.
+
+    Lifecycle hooks (sync or ``async``; override what you need):
+
+    * :meth:`on_start` runs before the first message. If it raises,
+      ``node.spawn`` raises that exception and the actor never runs.
+    * :meth:`on_stop` runs after the last message, when the actor is stopped
+      gracefully, when its node closes, or after a handler crashed it.
+
+    If a handler raises, the asker gets the exception and the actor **crashes**
+    (its state may be half-updated, so it does not handle another message),
+    as an Erlang/OTP process does; messages still in its mailbox fail with
+    :class:`ActorStoppedError`. Catch exceptions inside a handler to keep going.
+
+    Attributes:
+        ref: This actor's reference (set before ``on_start`` runs).
+        node: The node hosting it.
+
+    .. versionadded:: 0.1
+    """
+
+    ref: ActorRef
+    node: Node
+    _handler_names: ClassVar[frozenset[str] | None] = None
+
+    def on_start(self) -> Any:
+        """Called before the first message (override; may be ``async``)."""
+
+    def on_stop(self) -> Any:
+        """Called after the last message (override; may be ``async``)."""
+
+
+def handler_names(cls: type[Actor]) -> frozenset[str]:
+    """The message handlers of an actor class: its public callables, hooks excluded."""
+    names = cls.__dict__.get("_handler_names")
+    if names is None:
+        names = frozenset(
+            name
+            for name in dir(cls)
+            if not name.startswith("_")
+            and name not in LIFECYCLE_HOOKS
+            and name not in ("ref", "node")
+            and callable(getattr(cls, name, None))
+        )
+        cls._handler_names = names
+    return names

@@ -1,0 +1,40 @@
+"""Errors of the actor runtime."""
+
+from __future__ import annotations
+
+from .._errors import TrimqError
+
+__all__ = ["ActorError", "ActorNotFoundError", "ActorStoppedError"]
+
+
+class ActorError(TrimqError):
+    """A handler failed with an exception that cannot be re-raised as itself.
+
+    Locally the handler's own exception is re-raised instead; this stands in
+    for one that cannot be rebuilt (a type the caller cannot import).
+
+    Attributes:
+        type_name: The original exception's qualified type name.
+        traceback_text: The formatted traceback from where it was raised.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, message: str, *, type_name: str = "", traceback_text: str = "") -> None:
+        super().__init__(message)
+        self.type_name = type_name
+        self.traceback_text = traceback_text
+
+
+class ActorNotFoundError(TrimqError, LookupError):
+    """No actor answers to that reference or name (never spawned, or stopped for good).
+
+    .. versionadded:: 0.1
+    """
+
+
+class ActorStoppedError(TrimqError):
+    """The actor stopped (or crashed) before it could handle the message.
+
+    .. versionadded:: 0.1
+    """

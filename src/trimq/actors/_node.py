@@ -1,0 +1,380 @@
+"""A node: hosts actors in one process, each a trio task fed by an inproc PAIR mailbox."""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, nullcontext, suppress
+from typing import Any, TypeVar
+
+import trio
+
+from ..patterns import Context, Socket
+from ..zmtp import SocketType
+from ._actor import Actor, handler_names
+from ._errors import ActorNotFoundError, ActorStoppedError
+from ._ref import ActorRef, _current_node
+
+__all__ = ["Node", "open_node"]
+
+log = logging.getLogger("trimq.actors")
+
+A = TypeVar("A", bound=Actor)
+
+_node_numbers = itertools.count(1)
+
+
+class _Reply:
+    """Where a handler's result goes, for one ask."""
+
+    __slots__ = ("abandoned", "done", "error", "scope", "value")
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.abandoned = False
+        self.scope: trio.CancelScope | None = None  # the running handler's
+
+    def succeed(self, value: Any) -> None:
+        self.value = value
+        self.done.set()
+
+    def fail(self, error: BaseException) -> None:
+        self.error = error
+        self.done.set()
+
+    def abandon(self) -> None:
+        # The asker gave up (timeout, cancellation): the handler must not run,
+        # or stop running if it has started.
+        self.abandoned = True
+        if self.scope is not None:
+            self.scope.cancel()
+
+
+class _Call:
+    """One message in a mailbox. Passed as a Python object: never pickled locally."""
+
+    __slots__ = ("args", "kwargs", "method", "reply")
+
+    def __init__(
+        self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], reply: _Reply | None
+    ) -> None:
+        self.method = method
+        self.args = args
+        self.kwargs = kwargs
+        self.reply = reply
+
+
+_STOP = object()  # the graceful-stop marker, queued behind earlier messages
+
+
+class _Crashed(Exception):
+    """Internal: a handler raised; the actor ends."""
+
+
+class _Cell:
+    """One actor on this node: its instance, mailbox sockets and task."""
+
+    __slots__ = ("actor", "done", "handlers", "inbox", "killed", "outbox", "ref", "reply", "scope")
+
+    def __init__(self, ref: ActorRef, actor: Actor, inbox: Socket, outbox: Socket) -> None:
+        self.ref = ref
+        self.actor = actor
+        self.handlers = handler_names(type(actor))
+        self.inbox = inbox  # the actor's end of the mailbox
+        self.outbox = outbox  # the end every local sender shares
+        self.scope = trio.CancelScope()
+        self.done = trio.Event()
+        self.killed = False
+        self.reply: _Reply | None = None  # the ask being handled now
+
+
+async def _call_hook(hook: Any) -> None:
+    result = hook()
+    if inspect.isawaitable(result):
+        await result
+
+
+class Node:
+    """Hosts actors in this process. Create it with :func:`open_node`.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, name: str, context: Context, nursery: trio.Nursery) -> None:
+        self.name = name
+        self._context = context
+        self._nursery = nursery
+        self._cells: dict[str, _Cell] = {}
+        self._names = itertools.count(1)
+        self._closing = False
+
+    def __repr__(self) -> str:
+        return f"<trimq.actors.Node {self.name!r} {len(self._cells)} actors>"
+
+    # ------------------------------------------------------------------ spawning
+
+    async def spawn(
+        self,
+        cls: type[A],
+        /,
+        *args: Any,
+        name: str | None = None,
+        mailbox_size: int = 1000,
+        **kwargs: Any,
+    ) -> ActorRef:
+        """Create an actor of ``cls`` with ``cls(*args, **kwargs)`` and start it.
+
+        Returns once its ``on_start`` has run.
+
+        Args:
+            cls: An :class:`Actor` subclass.
+            *args: Passed to ``cls``.
+            name: Unique on this node; default ``"<ClassName>-<n>"``.
+            mailbox_size: Messages its mailbox holds before ``tell`` and
+                ``ask`` wait (0: no limit; otherwise at least 2).
+            **kwargs: Passed to ``cls``.
+
+        Raises:
+            ValueError: ``name`` is taken, or ``mailbox_size`` is 1 or negative.
+            TypeError: ``cls`` is not an Actor subclass.
+            Exception: Whatever ``cls(...)`` or its ``on_start`` raised.
+        """
+        if not (isinstance(cls, type) and issubclass(cls, Actor)):
+            raise TypeError(f"spawn() needs an Actor subclass, got {cls!r}")
+        if mailbox_size == 1 or mailbox_size < 0:
+            raise ValueError(f"mailbox_size must be 0 (no limit) or at least 2, got {mailbox_size}")
+        if self._closing:
+            raise trio.ClosedResourceError(f"node {self.name!r} is closing")
+        if name is None:
+            name = f"{cls.__name__}-{next(self._names)}"
+            while name in self._cells:
+                name = f"{cls.__name__}-{next(self._names)}"
+        elif name in self._cells:
+            raise ValueError(f"an actor named {name!r} already runs on node {self.name!r}")
+        ref = ActorRef(self.name, name)
+        actor = cls(*args, **kwargs)
+        actor.ref = ref
+        actor.node = self
+        # The mailbox holds mailbox_size messages in all: the inproc pipe's
+        # limit is the sender's sndhwm plus the receiver's rcvhwm.
+        send_hwm, recv_hwm = (1, mailbox_size - 1) if mailbox_size else (0, 0)
+        inbox = self._context.socket(SocketType.PAIR, rcvhwm=recv_hwm, linger=0)
+        outbox = self._context.socket(SocketType.PAIR, sndhwm=send_hwm, linger=0)
+        endpoint = f"inproc://trimq.actors/{self.name}/{name}"
+        await inbox.bind(endpoint)
+        await outbox.connect(endpoint)
+        cell = _Cell(ref, actor, inbox, outbox)
+        self._cells[name] = cell
+        try:
+            await self._nursery.start(self._run, cell)
+        except BaseException:
+            self._forget(cell)
+            inbox._close_now()
+            outbox._close_now()
+            raise
+        return ref
+
+    def lookup(self, name: str) -> ActorRef | None:
+        """The reference of the actor named ``name`` on this node, or ``None``."""
+        cell = self._cells.get(name)
+        return None if cell is None else cell.ref
+
+    @property
+    def actors(self) -> list[ActorRef]:
+        """References of the actors running on this node, oldest first."""
+        return [cell.ref for cell in self._cells.values()]
+
+    # ------------------------------------------------------------------ messages
+
+    def _cell(self, ref: ActorRef, method: str | None = None) -> _Cell:
+        if ref.node != self.name:
+            raise ActorNotFoundError(
+                f"{ref!r} lives on node {ref.node!r}, which this node ({self.name!r}) "
+                "is not connected to"
+            )
+        cell = self._cells.get(ref.name)
+        if cell is None:
+            raise ActorNotFoundError(f"no actor named {ref.name!r} runs on node {self.name!r}")
+        if method is not None and method not in cell.handlers:
+            raise AttributeError(
+                f"{type(cell.actor).__name__} actor {ref.name!r} has no handler {method!r}"
+            )
+        return cell
+
+    async def _post(self, cell: _Cell, message: object) -> None:
+        try:
+            await cell.outbox.send_object(message)
+        except trio.ClosedResourceError:
+            raise ActorStoppedError(f"actor {cell.ref.name!r} has stopped") from None
+
+    async def tell(
+        self, ref: ActorRef, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        """Deliver a message without waiting for the result (see :meth:`ActorRef.tell`)."""
+        cell = self._cell(ref, method)
+        await self._post(cell, _Call(method, args, kwargs, None))
+
+    async def ask(
+        self,
+        ref: ActorRef,
+        method: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        timeout: float | None,
+    ) -> Any:
+        """Deliver a message and return the result (see :meth:`ActorRef.ask`)."""
+        cell = self._cell(ref, method)
+        reply = _Reply()
+        try:
+            with trio.fail_after(timeout) if timeout is not None else nullcontext():
+                await self._post(cell, _Call(method, args, kwargs, reply))
+                await reply.done.wait()
+        except trio.TooSlowError:
+            reply.abandon()
+            raise TimeoutError(
+                f"actor {ref.name!r} did not answer {method}() within {timeout} s; "
+                "its handler was cancelled"
+            ) from None
+        except BaseException:
+            reply.abandon()
+            raise
+        if reply.error is not None:
+            raise reply.error
+        return reply.value
+
+    async def stop(self, ref: ActorRef) -> None:
+        """Stop an actor gracefully (see :meth:`ActorRef.stop`)."""
+        cell = self._cell(ref)
+        with suppress(trio.ClosedResourceError):  # already stopping
+            await cell.outbox.send_object(_STOP)
+        await cell.done.wait()
+
+    async def kill(self, ref: ActorRef) -> None:
+        """Stop an actor at once (see :meth:`ActorRef.kill`)."""
+        cell = self._cell(ref)
+        cell.killed = True
+        cell.scope.cancel()
+        await cell.done.wait()
+
+    # ------------------------------------------------------------------ the actor task
+
+    async def _run(self, cell: _Cell, task_status: trio.TaskStatus[None]) -> None:
+        actor = cell.actor
+        with cell.scope:
+            await _call_hook(actor.on_start)  # raises into spawn()
+            task_status.started()
+            try:
+                while True:
+                    message = await cell.inbox.recv_object()
+                    if message is _STOP:
+                        break
+                    assert isinstance(message, _Call)
+                    await self._handle(cell, message)
+            except _Crashed as crash:
+                error = crash.__cause__
+                log.warning(
+                    "actor %r on node %r crashed: %s: %s",
+                    cell.ref.name,
+                    self.name,
+                    type(error).__name__,
+                    error,
+                    exc_info=error,
+                )
+            finally:
+                self._end(cell)
+        if not cell.killed:
+            with trio.CancelScope(shield=self._closing):
+                try:
+                    await _call_hook(actor.on_stop)
+                except Exception:
+                    log.exception("on_stop of actor %r raised", cell.ref.name)
+        cell.done.set()
+
+    async def _handle(self, cell: _Cell, call: _Call) -> None:
+        reply = call.reply
+        if reply is None:
+            # A tell: nobody can cancel it, so no cancel scope (the costliest
+            # part of handling a small message).
+            try:
+                result = getattr(cell.actor, call.method)(*call.args, **call.kwargs)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as exc:
+                raise _Crashed from exc
+            return
+        if reply.abandoned:
+            return
+        with trio.CancelScope() as scope:
+            reply.scope = scope
+            cell.reply = reply
+            try:
+                result = getattr(cell.actor, call.method)(*call.args, **call.kwargs)
+                if inspect.isawaitable(result):
+                    result = await result
+            except Exception as exc:
+                exc.add_note(f"raised by actor {cell.ref.name!r} handling {call.method}()")
+                reply.fail(exc)
+                raise _Crashed from exc
+        # Killed mid-handler, the reply stays in cell.reply for _end to fail.
+        cell.reply = None
+        if not scope.cancelled_caught:
+            reply.succeed(result)
+
+    def _end(self, cell: _Cell) -> None:
+        # No more messages: refuse new ones and fail the ones still queued.
+        self._forget(cell)
+        if cell.reply is not None and not cell.reply.done.is_set():
+            cell.reply.fail(ActorStoppedError(f"actor {cell.ref.name!r} was killed"))
+        stopped = ActorStoppedError(f"actor {cell.ref.name!r} stopped before handling this")
+        while True:
+            try:
+                message: object = cell.inbox.recv_multipart_nowait()[0]
+            except (trio.WouldBlock, trio.ClosedResourceError):
+                break
+            if isinstance(message, _Call) and message.reply is not None:
+                message.reply.fail(stopped)
+        cell.outbox._close_now()
+        cell.inbox._close_now()
+
+    def _forget(self, cell: _Cell) -> None:
+        if self._cells.get(cell.ref.name) is cell:
+            del self._cells[cell.ref.name]
+
+    # ------------------------------------------------------------------ closing
+
+    async def aclose(self) -> None:
+        """Stop every actor, newest first, each running its ``on_stop``."""
+        self._closing = True
+        for cell in reversed(list(self._cells.values())):
+            await self.stop(cell.ref)
+
+
+@asynccontextmanager
+async def open_node(name: str | None = None) -> AsyncIterator[Node]:
+    """Run an actor node for the duration of the block.
+
+    On exit every actor is stopped, newest first, running its ``on_stop``
+    (if the block raised, actors are cancelled instead).
+
+    Args:
+        name: The node's name, part of every reference it hands out; default
+            ``"node-<pid>-<n>"``.
+
+    .. versionadded:: 0.1
+    """
+    name = name or f"node-{os.getpid()}-{next(_node_numbers)}"
+    async with Context() as context, trio.open_nursery() as nursery:
+        node = Node(name, context, nursery)
+        token = _current_node.set(node)
+        try:
+            yield node
+            await node.aclose()
+        finally:
+            node._closing = True
+            _current_node.reset(token)
+            nursery.cancel_scope.cancel()
