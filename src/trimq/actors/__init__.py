@@ -27,7 +27,7 @@ inproc PAIR mailbox. Within a process, messages pass as the Python objects
 themselves, never copied or pickled: a mutable argument is shared with the
 actor, so send values you will not change afterwards (or copies).
 
-Work in progress: supervision, monitors, timers and the event bus come next.
+Work in progress: supervision, monitors and the event bus come next.
 
 .. versionadded:: 0.1
 """
@@ -37,6 +37,7 @@ from ._errors import ActorError as ActorError
 from ._errors import ActorNotFoundError as ActorNotFoundError
 from ._errors import ActorStoppedError as ActorStoppedError
 from ._node import Node as Node
+from ._node import Timer as Timer
 from ._node import open_node as open_node
 from ._ref import ActorRef as ActorRef
 from ._ref import current_node as current_node
@@ -48,6 +49,7 @@ __all__ = [
     "ActorRef",
     "ActorStoppedError",
     "Node",
+    "Timer",
     "current_node",
     "open_node",
 ]

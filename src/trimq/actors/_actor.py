@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
-    from ._node import Node
+    from ._node import Node, Timer
     from ._ref import ActorRef
 
 __all__ = ["LIFECYCLE_HOOKS", "Actor", "handler_names"]
 
-LIFECYCLE_HOOKS = frozenset({"on_start", "on_stop"})
+LIFECYCLE_HOOKS = frozenset({"on_start", "on_stop", "send_after", "send_every"})
 
 
 class Actor:
@@ -49,6 +49,29 @@ class Actor:
 
     def on_stop(self) -> Any:
         """Called after the last message (override; may be ``async``)."""
+
+    def send_after(self, delay: float, method: str, /, *args: Any, **kwargs: Any) -> Timer:
+        """Tell this actor ``method(*args, **kwargs)`` in ``delay`` seconds.
+
+        The message goes through the mailbox like any other. Timers end with
+        the actor; :meth:`Timer.cancel` ends one sooner.
+
+        Raises:
+            AttributeError: No such handler.
+            ValueError: ``delay`` is negative.
+        """
+        return self.node.start_timer(self.ref, delay, None, method, args, kwargs)
+
+    def send_every(self, interval: float, method: str, /, *args: Any, **kwargs: Any) -> Timer:
+        """Tell this actor ``method(*args, **kwargs)`` every ``interval`` seconds.
+
+        Ticks keep a fixed rate; one delayed by a full mailbox is not made up.
+
+        Raises:
+            AttributeError: No such handler.
+            ValueError: ``interval`` is not positive.
+        """
+        return self.node.start_timer(self.ref, interval, interval, method, args, kwargs)
 
 
 def handler_names(cls: type[Actor]) -> frozenset[str]:

@@ -18,7 +18,7 @@ from ._actor import Actor, handler_names
 from ._errors import ActorNotFoundError, ActorStoppedError
 from ._ref import ActorRef, _current_node
 
-__all__ = ["Node", "open_node"]
+__all__ = ["Node", "Timer", "open_node"]
 
 log = logging.getLogger("trimq.actors")
 
@@ -72,6 +72,27 @@ class _Call:
 _STOP = object()  # the graceful-stop marker, queued behind earlier messages
 
 
+class Timer:
+    """A message an actor scheduled for itself (see :meth:`Actor.send_after`).
+
+    .. versionadded:: 0.1
+    """
+
+    __slots__ = ("_scope",)
+
+    def __init__(self) -> None:
+        self._scope = trio.CancelScope()
+
+    def cancel(self) -> None:
+        """Send no more messages (a message already sent stays in the mailbox)."""
+        self._scope.cancel()
+
+    @property
+    def cancelled(self) -> bool:
+        """True once :meth:`cancel` was called."""
+        return self._scope.cancel_called
+
+
 class _Crashed(Exception):
     """Internal: a handler raised; the actor ends."""
 
@@ -79,7 +100,18 @@ class _Crashed(Exception):
 class _Cell:
     """One actor on this node: its instance, mailbox sockets and task."""
 
-    __slots__ = ("actor", "done", "handlers", "inbox", "killed", "outbox", "ref", "reply", "scope")
+    __slots__ = (
+        "actor",
+        "done",
+        "handlers",
+        "inbox",
+        "killed",
+        "outbox",
+        "ref",
+        "reply",
+        "scope",
+        "timers",
+    )
 
     def __init__(self, ref: ActorRef, actor: Actor, inbox: Socket, outbox: Socket) -> None:
         self.ref = ref
@@ -91,6 +123,7 @@ class _Cell:
         self.done = trio.Event()
         self.killed = False
         self.reply: _Reply | None = None  # the ask being handled now
+        self.timers: trio.Nursery | None = None  # the actor's timer tasks live here
 
 
 async def _call_hook(hook: Any) -> None:
@@ -261,32 +294,76 @@ class Node:
         cell.scope.cancel()
         await cell.done.wait()
 
+    # ------------------------------------------------------------------ timers
+
+    def start_timer(
+        self,
+        ref: ActorRef,
+        delay: float,
+        interval: float | None,
+        method: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Timer:
+        """Tell ``ref`` ``method`` after ``delay`` s, then every ``interval`` s if given.
+
+        The timer belongs to the actor: it stops when the actor stops.
+
+        Raises:
+            AttributeError: No such handler.
+            ActorNotFoundError: The actor is not running.
+            ValueError: A negative delay, or an interval that is not positive.
+        """
+        cell = self._cell(ref, method)
+        if delay < 0 or (interval is not None and interval <= 0):
+            raise ValueError(f"timer delay must be >= 0 and interval > 0, got {delay}, {interval}")
+        if cell.timers is None:
+            raise ActorStoppedError(f"actor {ref.name!r} is not running")
+        timer = Timer()
+        cell.timers.start_soon(
+            self._tick, cell, timer, delay, interval, _Call(method, args, kwargs, None)
+        )
+        return timer
+
+    async def _tick(
+        self, cell: _Cell, timer: Timer, delay: float, interval: float | None, call: _Call
+    ) -> None:
+        with timer._scope:
+            due = trio.current_time() + delay
+            while True:
+                await trio.sleep_until(due)
+                # A fresh message each time: a handler may keep the one it got.
+                await cell.outbox.send_object(_Call(call.method, call.args, call.kwargs, None))
+                if interval is None:
+                    return
+                # Fixed rate, but a tick delayed by a full mailbox is not made up.
+                due = max(due + interval, trio.current_time())
+
     # ------------------------------------------------------------------ the actor task
 
     async def _run(self, cell: _Cell, task_status: trio.TaskStatus[None]) -> None:
         actor = cell.actor
         with cell.scope:
-            await _call_hook(actor.on_start)  # raises into spawn()
-            task_status.started()
-            try:
-                while True:
-                    message = await cell.inbox.recv_object()
-                    if message is _STOP:
-                        break
-                    assert isinstance(message, _Call)
-                    await self._handle(cell, message)
-            except _Crashed as crash:
-                error = crash.__cause__
-                log.warning(
-                    "actor %r on node %r crashed: %s: %s",
-                    cell.ref.name,
-                    self.name,
-                    type(error).__name__,
-                    error,
-                    exc_info=error,
-                )
-            finally:
-                self._end(cell)
+            # Timers run in a nursery of the actor's own task: they end with it.
+            start_error: Exception | None = None
+            async with trio.open_nursery() as timers:
+                cell.timers = timers
+                try:
+                    await _call_hook(actor.on_start)
+                except Exception as exc:
+                    # Raised below, outside the nursery, so spawn() gets it unwrapped.
+                    start_error = exc
+                    timers.cancel_scope.cancel()
+                else:
+                    task_status.started()
+                    try:
+                        await self._serve(cell)
+                    finally:
+                        timers.cancel_scope.cancel()
+                        self._end(cell)
+            cell.timers = None
+            if start_error is not None:
+                raise start_error
         if not cell.killed:
             with trio.CancelScope(shield=self._closing):
                 try:
@@ -294,6 +371,26 @@ class Node:
                 except Exception:
                     log.exception("on_stop of actor %r raised", cell.ref.name)
         cell.done.set()
+
+    async def _serve(self, cell: _Cell) -> None:
+        # Handle messages until a graceful stop or a crash.
+        try:
+            while True:
+                message = await cell.inbox.recv_object()
+                if message is _STOP:
+                    return
+                assert isinstance(message, _Call)
+                await self._handle(cell, message)
+        except _Crashed as crash:
+            error = crash.__cause__
+            log.warning(
+                "actor %r on node %r crashed: %s: %s",
+                cell.ref.name,
+                self.name,
+                type(error).__name__,
+                error,
+                exc_info=error,
+            )
 
     async def _handle(self, cell: _Cell, call: _Call) -> None:
         reply = call.reply
