@@ -27,7 +27,7 @@ inproc PAIR mailbox. Within a process, messages pass as the Python objects
 themselves, never copied or pickled: a mutable argument is shared with the
 actor, so send values you will not change afterwards (or copies).
 
-Work in progress: supervision, monitors and the event bus come next.
+Work in progress: supervision, links and the event bus come next.
 
 .. versionadded:: 0.1
 """
@@ -36,6 +36,7 @@ from ._actor import Actor as Actor
 from ._errors import ActorError as ActorError
 from ._errors import ActorNotFoundError as ActorNotFoundError
 from ._errors import ActorStoppedError as ActorStoppedError
+from ._exit import ExitReason as ExitReason
 from ._node import Node as Node
 from ._node import Timer as Timer
 from ._node import open_node as open_node
@@ -48,6 +49,7 @@ __all__ = [
     "ActorNotFoundError",
     "ActorRef",
     "ActorStoppedError",
+    "ExitReason",
     "Node",
     "Timer",
     "current_node",

@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    from ._exit import ExitReason
     from ._node import Node, Timer
     from ._ref import ActorRef
 
 __all__ = ["LIFECYCLE_HOOKS", "Actor", "handler_names"]
 
-LIFECYCLE_HOOKS = frozenset({"on_start", "on_stop", "send_after", "send_every"})
+LIFECYCLE_HOOKS = frozenset(
+    {"on_start", "on_stop", "on_down", "send_after", "send_every", "monitor", "demonitor"}
+)
 
 
 class Actor:
@@ -49,6 +52,28 @@ class Actor:
 
     def on_stop(self) -> Any:
         """Called after the last message (override; may be ``async``)."""
+
+    def on_down(self, ref: ActorRef, reason: ExitReason) -> Any:
+        """A monitored actor ended (override; may be ``async``).
+
+        Delivered through the mailbox like a message, after the messages
+        already queued. If it raises, the actor crashes like any handler.
+
+        Args:
+            ref: The actor that ended.
+            reason: Why: stopped, crashed (with the error), killed, or not running.
+        """
+
+    def monitor(self, ref: ActorRef) -> None:
+        """Be told through :meth:`on_down` when ``ref`` ends, once.
+
+        If it is not running, the notice (``"not running"``) comes at once.
+        """
+        self.node.monitor(self.ref, ref)
+
+    def demonitor(self, ref: ActorRef) -> None:
+        """Stop watching ``ref``."""
+        self.node.demonitor(self.ref, ref)
 
     def send_after(self, delay: float, method: str, /, *args: Any, **kwargs: Any) -> Timer:
         """Tell this actor ``method(*args, **kwargs)`` in ``delay`` seconds.

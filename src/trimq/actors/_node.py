@@ -16,6 +16,7 @@ from ..patterns import Context, Socket
 from ..zmtp import SocketType
 from ._actor import Actor, handler_names
 from ._errors import ActorNotFoundError, ActorStoppedError
+from ._exit import ExitReason
 from ._ref import ActorRef, _current_node
 
 __all__ = ["Node", "Timer", "open_node"]
@@ -111,6 +112,7 @@ class _Cell:
         "reply",
         "scope",
         "timers",
+        "watching",
     )
 
     def __init__(self, ref: ActorRef, actor: Actor, inbox: Socket, outbox: Socket) -> None:
@@ -124,6 +126,7 @@ class _Cell:
         self.killed = False
         self.reply: _Reply | None = None  # the ask being handled now
         self.timers: trio.Nursery | None = None  # the actor's timer tasks live here
+        self.watching: set[str] = set()  # names of the actors this one monitors
 
 
 async def _call_hook(hook: Any) -> None:
@@ -143,6 +146,7 @@ class Node:
         self._context = context
         self._nursery = nursery
         self._cells: dict[str, _Cell] = {}
+        self._watchers: dict[str, set[ActorRef]] = {}  # actor name -> its monitors
         self._names = itertools.count(1)
         self._closing = False
 
@@ -346,6 +350,8 @@ class Node:
         with cell.scope:
             # Timers run in a nursery of the actor's own task: they end with it.
             start_error: Exception | None = None
+            crash: Exception | None = None
+            watchers: set[ActorRef] = set()
             async with trio.open_nursery() as timers:
                 cell.timers = timers
                 try:
@@ -357,32 +363,38 @@ class Node:
                 else:
                     task_status.started()
                     try:
-                        await self._serve(cell)
+                        crash = await self._serve(cell)
                     finally:
                         timers.cancel_scope.cancel()
-                        self._end(cell)
+                        watchers = self._end(cell)
             cell.timers = None
             if start_error is not None:
+                self._notify_down(cell.ref, ExitReason("crashed", start_error), self._unwatch(cell))
                 raise start_error
-        if not cell.killed:
+        if cell.killed:
+            reason = ExitReason("killed")
+        else:
+            reason = ExitReason("crashed", crash) if crash else ExitReason("stopped")
             with trio.CancelScope(shield=self._closing):
                 try:
                     await _call_hook(actor.on_stop)
                 except Exception:
                     log.exception("on_stop of actor %r raised", cell.ref.name)
         cell.done.set()
+        self._notify_down(cell.ref, reason, watchers)
 
-    async def _serve(self, cell: _Cell) -> None:
-        # Handle messages until a graceful stop or a crash.
+    async def _serve(self, cell: _Cell) -> Exception | None:
+        # Handle messages until a graceful stop (None) or a crash (its error).
         try:
             while True:
                 message = await cell.inbox.recv_object()
                 if message is _STOP:
-                    return
+                    return None
                 assert isinstance(message, _Call)
                 await self._handle(cell, message)
         except _Crashed as crash:
             error = crash.__cause__
+            assert isinstance(error, Exception)
             log.warning(
                 "actor %r on node %r crashed: %s: %s",
                 cell.ref.name,
@@ -391,6 +403,7 @@ class Node:
                 error,
                 exc_info=error,
             )
+            return error
 
     async def _handle(self, cell: _Cell, call: _Call) -> None:
         reply = call.reply
@@ -422,9 +435,10 @@ class Node:
         if not scope.cancelled_caught:
             reply.succeed(result)
 
-    def _end(self, cell: _Cell) -> None:
+    def _end(self, cell: _Cell) -> set[ActorRef]:
         # No more messages: refuse new ones and fail the ones still queued.
-        self._forget(cell)
+        # Returns its monitors, taken now: the name may be reused at once.
+        watchers = self._unwatch(cell)
         if cell.reply is not None and not cell.reply.done.is_set():
             cell.reply.fail(ActorStoppedError(f"actor {cell.ref.name!r} was killed"))
         stopped = ActorStoppedError(f"actor {cell.ref.name!r} stopped before handling this")
@@ -437,10 +451,55 @@ class Node:
                 message.reply.fail(stopped)
         cell.outbox._close_now()
         cell.inbox._close_now()
+        return watchers
+
+    def _unwatch(self, cell: _Cell) -> set[ActorRef]:
+        self._forget(cell)
+        return self._watchers.pop(cell.ref.name, set())
 
     def _forget(self, cell: _Cell) -> None:
         if self._cells.get(cell.ref.name) is cell:
             del self._cells[cell.ref.name]
+        for target in cell.watching:  # a gone watcher needs no notices
+            self._watchers.get(target, set()).discard(cell.ref)
+
+    # ------------------------------------------------------------------ monitors
+
+    def monitor(self, watcher: ActorRef, target: ActorRef) -> None:
+        """Have ``watcher`` told (``on_down``) when ``target`` ends (see :meth:`Actor.monitor`).
+
+        Raises:
+            ActorNotFoundError: ``watcher`` is not running here.
+        """
+        cell = self._cell(watcher)
+        if target.node != self.name or target.name not in self._cells:
+            self._post_down(cell, target, ExitReason("not running"))
+            return
+        cell.watching.add(target.name)
+        self._watchers.setdefault(target.name, set()).add(watcher)
+
+    def demonitor(self, watcher: ActorRef, target: ActorRef) -> None:
+        """Stop telling ``watcher`` about ``target`` (a notice already sent stays queued)."""
+        cell = self._cells.get(watcher.name)
+        if cell is not None:
+            cell.watching.discard(target.name)
+        self._watchers.get(target.name, set()).discard(watcher)
+
+    def _notify_down(self, ref: ActorRef, reason: ExitReason, watchers: set[ActorRef]) -> None:
+        for watcher in watchers:
+            cell = self._cells.get(watcher.name)
+            if cell is not None:
+                cell.watching.discard(ref.name)
+                self._post_down(cell, ref, reason)
+
+    def _post_down(self, cell: _Cell, ref: ActorRef, reason: ExitReason) -> None:
+        # Through the mailbox like any message, from a task of its own: a
+        # notice waits for room rather than being dropped.
+        self._nursery.start_soon(self._deliver, cell, _Call("on_down", (ref, reason), {}, None))
+
+    async def _deliver(self, cell: _Cell, call: _Call) -> None:
+        with suppress(trio.ClosedResourceError):  # the watcher ended meanwhile
+            await cell.outbox.send_object(call)
 
     # ------------------------------------------------------------------ closing
 

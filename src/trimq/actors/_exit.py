@@ -1,0 +1,38 @@
+"""Why an actor ended: what monitors receive."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import attrs
+
+__all__ = ["ExitReason"]
+
+ExitKind = Literal["stopped", "crashed", "killed", "not running"]
+
+
+@attrs.frozen
+class ExitReason:
+    """Why an actor ended, as its monitors are told (see :meth:`Actor.monitor`).
+
+    Attributes:
+        kind: ``"stopped"`` (gracefully: ``stop()`` or its node closing),
+            ``"crashed"`` (a handler raised), ``"killed"`` (``kill()``), or
+            ``"not running"`` (it had already ended when the monitor was set).
+        error: For ``"crashed"``, the exception the handler raised.
+
+    .. versionadded:: 0.1
+    """
+
+    kind: ExitKind
+    error: BaseException | None = attrs.field(default=None, eq=False)
+
+    @property
+    def normal(self) -> bool:
+        """True for a graceful stop: what a *transient* supervised child may do."""
+        return self.kind == "stopped"
+
+    def __str__(self) -> str:
+        if self.error is None:
+            return self.kind
+        return f"{self.kind}: {type(self.error).__name__}: {self.error}"
