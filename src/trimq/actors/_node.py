@@ -6,7 +6,7 @@ import inspect
 import itertools
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, nullcontext, suppress
 from typing import Any, TypeVar
 
@@ -99,34 +99,79 @@ class _Crashed(Exception):
 
 
 class _Cell:
-    """One actor on this node: its instance, mailbox sockets and task."""
+    """One named actor on this node: its mailbox, its task, and its current incarnation.
+
+    The mailbox outlives incarnations: when a supervisor restarts the actor,
+    the new instance takes over the messages still queued.
+    """
 
     __slots__ = (
         "actor",
+        "busy",
+        "children",
+        "decision",
+        "decision_value",
         "done",
+        "factory",
         "handlers",
         "inbox",
+        "incarnation_done",
+        "interrupt",
         "killed",
         "outbox",
         "ref",
         "reply",
         "scope",
+        "shutdown",
+        "stop_scope",
+        "supervisor",
+        "suspended",
         "timers",
         "watching",
     )
 
-    def __init__(self, ref: ActorRef, actor: Actor, inbox: Socket, outbox: Socket) -> None:
+    def __init__(
+        self,
+        ref: ActorRef,
+        factory: Callable[[], Actor],
+        inbox: Socket,
+        outbox: Socket,
+        supervisor: ActorRef | None,
+        shutdown: float,
+    ) -> None:
         self.ref = ref
-        self.actor = actor
-        self.handlers = handler_names(type(actor))
+        self.factory = factory  # makes a fresh instance, for each (re)start
+        self.actor: Actor | None = None
+        self.handlers: frozenset[str] = frozenset()
         self.inbox = inbox  # the actor's end of the mailbox
         self.outbox = outbox  # the end every local sender shares
-        self.scope = trio.CancelScope()
-        self.done = trio.Event()
-        self.killed = False
-        self.reply: _Reply | None = None  # the ask being handled now
-        self.timers: trio.Nursery | None = None  # the actor's timer tasks live here
+        self.supervisor = supervisor
+        self.shutdown = shutdown  # seconds a supervisor's stop may take before a kill
+        self.children: list[str] = []  # names of the actors it supervises, in start order
+        self.done = trio.Event()  # the cell has ended for good
         self.watching: set[str] = set()  # names of the actors this one monitors
+        # Per incarnation:
+        self.scope = trio.CancelScope()
+        self.stop_scope = trio.CancelScope()  # around on_stop
+        self.incarnation_done = trio.Event()
+        self.timers: trio.Nursery | None = None  # the actor's timer tasks live here
+        self.reply: _Reply | None = None  # the ask being handled now
+        self.busy = False  # inside a handler
+        self.interrupt = False  # end after the current handler (a shutdown)
+        self.killed = False
+        self.suspended = False  # stopped by its supervisor, awaiting a restart
+        self.decision: trio.Event | None = None  # the supervisor's verdict, once awaited
+        self.decision_value = ""
+
+    def new_incarnation(self) -> Actor:
+        actor = self.factory()
+        self.actor = actor
+        self.handlers = handler_names(type(actor))
+        self.scope = trio.CancelScope()
+        self.stop_scope = trio.CancelScope()
+        self.incarnation_done = trio.Event()
+        self.busy = self.interrupt = self.killed = self.suspended = False
+        return actor
 
 
 async def _call_hook(hook: Any) -> None:
@@ -162,6 +207,8 @@ class Node:
         *args: Any,
         name: str | None = None,
         mailbox_size: int = 1000,
+        supervisor: ActorRef | None = None,
+        shutdown: float = 5.0,
         **kwargs: Any,
     ) -> ActorRef:
         """Create an actor of ``cls`` with ``cls(*args, **kwargs)`` and start it.
@@ -174,6 +221,11 @@ class Node:
             name: Unique on this node; default ``"<ClassName>-<n>"``.
             mailbox_size: Messages its mailbox holds before ``tell`` and
                 ``ask`` wait (0: no limit; otherwise at least 2).
+            supervisor: The supervisor that decides what happens when this
+                actor ends (see :class:`Supervisor`, which passes it); ``None``
+                for an actor that simply ends.
+            shutdown: Seconds a supervisor gives it to finish its current
+                message and ``on_stop`` when stopping it, before killing it.
             **kwargs: Passed to ``cls``.
 
         Raises:
@@ -194,9 +246,14 @@ class Node:
         elif name in self._cells:
             raise ValueError(f"an actor named {name!r} already runs on node {self.name!r}")
         ref = ActorRef(self.name, name)
-        actor = cls(*args, **kwargs)
-        actor.ref = ref
-        actor.node = self
+
+        def factory() -> Actor:
+            actor = cls(*args, **kwargs)
+            actor.ref = ref
+            actor.node = self
+            return actor
+
+        first = factory()  # a failing __init__ raises here, before any socket exists
         # The mailbox holds mailbox_size messages in all: the inproc pipe's
         # limit is the sender's sndhwm plus the receiver's rcvhwm.
         send_hwm, recv_hwm = (1, mailbox_size - 1) if mailbox_size else (0, 0)
@@ -205,14 +262,14 @@ class Node:
         endpoint = f"inproc://trimq.actors/{self.name}/{name}"
         await inbox.bind(endpoint)
         await outbox.connect(endpoint)
-        cell = _Cell(ref, actor, inbox, outbox)
+        cell = _Cell(ref, factory, inbox, outbox, supervisor, shutdown)
         self._cells[name] = cell
+        if supervisor is not None and supervisor.name in self._cells:
+            self._cells[supervisor.name].children.append(name)
         try:
-            await self._nursery.start(self._run, cell)
+            await self._nursery.start(self._run, cell, first)
         except BaseException:
-            self._forget(cell)
-            inbox._close_now()
-            outbox._close_now()
+            self._close(cell)
             raise
         return ref
 
@@ -285,18 +342,76 @@ class Node:
         return reply.value
 
     async def stop(self, ref: ActorRef) -> None:
-        """Stop an actor gracefully (see :meth:`ActorRef.stop`)."""
+        """Stop an actor gracefully (see :meth:`ActorRef.stop`).
+
+        A supervised actor's supervisor then decides (a permanent child is
+        restarted): remove it with ``Supervisor.terminate_child`` instead.
+        """
         cell = self._cell(ref)
+        done = cell.incarnation_done
         with suppress(trio.ClosedResourceError):  # already stopping
             await cell.outbox.send_object(_STOP)
-        await cell.done.wait()
+        await done.wait()
 
     async def kill(self, ref: ActorRef) -> None:
-        """Stop an actor at once (see :meth:`ActorRef.kill`)."""
+        """Stop an actor at once (see :meth:`ActorRef.kill`); a supervisor then decides."""
         cell = self._cell(ref)
+        done = cell.incarnation_done
         cell.killed = True
         cell.scope.cancel()
+        cell.stop_scope.cancel()
+        await done.wait()
+
+    # ------------------------------------------------------------------ supervision
+
+    async def suspend(self, ref: ActorRef) -> None:
+        """End ``ref``'s current incarnation for a restart (its supervisor's call).
+
+        The actor finishes its current message (not the queued ones, which
+        wait for the next incarnation) and runs ``on_stop``, within its
+        ``shutdown`` time, after which it is killed. Its supervisor is not
+        notified: it asked for this. Follow with :meth:`restart` or :meth:`terminate`.
+        """
+        cell = self._cell(ref)
+        cell.suspended = True
+        await self._end_incarnation(cell)
+
+    def restart(self, ref: ActorRef) -> None:
+        """Start a new incarnation of an actor whose incarnation ended (its supervisor's call)."""
+        self._decide(self._cell(ref), "restart")
+
+    async def terminate(self, ref: ActorRef) -> None:
+        """End an actor for good, within its ``shutdown`` time (its supervisor's call).
+
+        Messages left in its mailbox fail with :class:`ActorStoppedError`.
+        """
+        cell = self._cells.get(ref.name)
+        if cell is None:
+            return
+        cell.suspended = True
+        await self._end_incarnation(cell)
+        self._decide(cell, "terminate")
         await cell.done.wait()
+
+    async def _end_incarnation(self, cell: _Cell) -> None:
+        done = cell.incarnation_done
+        cell.interrupt = True
+        if not cell.busy:
+            cell.scope.cancel()  # idle: nothing to finish
+        with trio.move_on_after(cell.shutdown):
+            await done.wait()
+            return
+        log.warning("actor %r did not stop within %s s: killing it", cell.ref.name, cell.shutdown)
+        cell.killed = True
+        cell.scope.cancel()
+        cell.stop_scope.cancel()
+        await done.wait()
+
+    def _decide(self, cell: _Cell, verdict: str) -> None:
+        cell.decision_value = verdict
+        if cell.decision is None:
+            cell.decision = trio.Event()
+        cell.decision.set()
 
     # ------------------------------------------------------------------ timers
 
@@ -311,7 +426,7 @@ class Node:
     ) -> Timer:
         """Tell ``ref`` ``method`` after ``delay`` s, then every ``interval`` s if given.
 
-        The timer belongs to the actor: it stops when the actor stops.
+        The timer belongs to the actor's current incarnation and ends with it.
 
         Raises:
             AttributeError: No such handler.
@@ -324,9 +439,8 @@ class Node:
         if cell.timers is None:
             raise ActorStoppedError(f"actor {ref.name!r} is not running")
         timer = Timer()
-        cell.timers.start_soon(
-            self._tick, cell, timer, delay, interval, _Call(method, args, kwargs, None)
-        )
+        call = _Call(method, args, kwargs, None)
+        cell.timers.start_soon(self._tick, cell, timer, delay, interval, call)
         return timer
 
     async def _tick(
@@ -345,53 +459,113 @@ class Node:
 
     # ------------------------------------------------------------------ the actor task
 
-    async def _run(self, cell: _Cell, task_status: trio.TaskStatus[None]) -> None:
+    async def _run(self, cell: _Cell, first: Actor, task_status: trio.TaskStatus[None]) -> None:
+        # One task per cell, through every incarnation.
+        reason = ExitReason("stopped")
+        try:
+            cell.actor = first
+            cell.handlers = handler_names(type(first))
+            reason = await self._incarnation(cell, task_status)
+            while cell.supervisor is not None and not self._closing:
+                if not cell.suspended:
+                    self._tell_supervisor(cell, reason)
+                if await self._verdict(cell) != "restart":
+                    break
+                try:
+                    cell.new_incarnation()
+                except Exception as exc:  # a failing constructor is a failed restart
+                    log.warning("actor %r could not be rebuilt: %r", cell.ref.name, exc)
+                    reason = ExitReason("crashed", exc)
+                    cell.suspended = False
+                    continue
+                reason = await self._incarnation(cell, None)
+        finally:
+            self._close(cell)
+            cell.done.set()
+
+    async def _verdict(self, cell: _Cell) -> str:
+        if cell.decision is None:
+            cell.decision = trio.Event()
+        await cell.decision.wait()
+        verdict, cell.decision = cell.decision_value, None
+        return verdict
+
+    def _tell_supervisor(self, cell: _Cell, reason: ExitReason) -> None:
+        assert cell.supervisor is not None
+        parent = self._cells.get(cell.supervisor.name)
+        if parent is None:
+            self._decide(cell, "terminate")  # an orphan: nobody to restart it
+            return
+        self._post_later(parent, _Call("on_child_exit", (cell.ref, reason), {}, None))
+
+    async def _incarnation(
+        self, cell: _Cell, task_status: trio.TaskStatus[None] | None
+    ) -> ExitReason:
+        # Run one instance from on_start to on_stop; report how it ended.
         actor = cell.actor
-        with cell.scope:
-            # Timers run in a nursery of the actor's own task: they end with it.
-            start_error: Exception | None = None
-            crash: Exception | None = None
-            watchers: set[ActorRef] = set()
-            async with trio.open_nursery() as timers:
-                cell.timers = timers
-                try:
-                    await _call_hook(actor.on_start)
-                except Exception as exc:
-                    # Raised below, outside the nursery, so spawn() gets it unwrapped.
-                    start_error = exc
-                    timers.cancel_scope.cancel()
-                else:
-                    task_status.started()
+        assert actor is not None
+        crash: Exception | None = None
+        watchers: set[ActorRef] = set()
+        try:
+            with cell.scope:
+                async with trio.open_nursery() as timers:
+                    cell.timers = timers
                     try:
-                        crash = await self._serve(cell)
-                    finally:
+                        await _call_hook(actor.on_start)
+                    except Exception as exc:
+                        # A first start raises below, unwrapped, into spawn().
+                        crash = exc
+                        if task_status is None:
+                            log.warning("actor %r failed to restart: %r", cell.ref.name, exc)
                         timers.cancel_scope.cancel()
-                        watchers = self._end(cell)
+                        watchers = self._watchers.pop(cell.ref.name, set())
+                    else:
+                        if task_status is not None:
+                            task_status.started()
+                            task_status = None
+                        try:
+                            crash = await self._serve(cell)
+                        finally:
+                            timers.cancel_scope.cancel()
+                            self._fail_current(cell)
+                            # Taken now: once closed, the name may be reused at once.
+                            watchers = self._watchers.pop(cell.ref.name, set())
+                            if cell.supervisor is None or self._closing:
+                                # No restart can follow: refuse messages from now on.
+                                self._close(cell)
             cell.timers = None
-            if start_error is not None:
-                self._notify_down(cell.ref, ExitReason("crashed", start_error), self._unwatch(cell))
-                raise start_error
-        if cell.killed:
-            reason = ExitReason("killed")
-        else:
-            reason = ExitReason("crashed", crash) if crash else ExitReason("stopped")
-            with trio.CancelScope(shield=self._closing):
-                try:
-                    await _call_hook(actor.on_stop)
-                except Exception:
-                    log.exception("on_stop of actor %r raised", cell.ref.name)
-        cell.done.set()
-        self._notify_down(cell.ref, reason, watchers)
+            if task_status is not None and crash is not None:
+                raise crash
+            if cell.killed:
+                reason = ExitReason("killed")
+            else:
+                reason = ExitReason("crashed", crash) if crash else ExitReason("stopped")
+                with cell.stop_scope:
+                    if self._closing:
+                        cell.stop_scope.shield = True
+                    try:
+                        await _call_hook(actor.on_stop)
+                    except Exception:
+                        log.exception("on_stop of actor %r raised", cell.ref.name)
+            self._notify_down(cell.ref, reason, watchers)
+            return reason
+        finally:
+            cell.incarnation_done.set()
 
     async def _serve(self, cell: _Cell) -> Exception | None:
-        # Handle messages until a graceful stop (None) or a crash (its error).
+        # Handle messages until a stop, an interrupt (None) or a crash (its error).
         try:
-            while True:
+            while not cell.interrupt:
                 message = await cell.inbox.recv_object()
                 if message is _STOP:
                     return None
                 assert isinstance(message, _Call)
-                await self._handle(cell, message)
+                cell.busy = True
+                try:
+                    await self._handle(cell, message)
+                finally:
+                    cell.busy = False
+            return None
         except _Crashed as crash:
             error = crash.__cause__
             assert isinstance(error, Exception)
@@ -430,17 +604,25 @@ class Node:
                 exc.add_note(f"raised by actor {cell.ref.name!r} handling {call.method}()")
                 reply.fail(exc)
                 raise _Crashed from exc
-        # Killed mid-handler, the reply stays in cell.reply for _end to fail.
+        # Killed mid-handler, the reply stays in cell.reply for _fail_current.
         cell.reply = None
         if not scope.cancelled_caught:
             reply.succeed(result)
 
-    def _end(self, cell: _Cell) -> set[ActorRef]:
-        # No more messages: refuse new ones and fail the ones still queued.
-        # Returns its monitors, taken now: the name may be reused at once.
-        watchers = self._unwatch(cell)
+    def _fail_current(self, cell: _Cell) -> None:
         if cell.reply is not None and not cell.reply.done.is_set():
             cell.reply.fail(ActorStoppedError(f"actor {cell.ref.name!r} was killed"))
+        cell.reply = None
+
+    def _close(self, cell: _Cell) -> None:
+        # The cell ends for good: refuse new messages, fail the queued ones,
+        # and end the actors it supervised.
+        if cell.inbox.closed:
+            return
+        if self._cells.get(cell.ref.name) is cell:
+            del self._cells[cell.ref.name]
+        for target in cell.watching:  # a gone watcher needs no notices
+            self._watchers.get(target, set()).discard(cell.ref)
         stopped = ActorStoppedError(f"actor {cell.ref.name!r} stopped before handling this")
         while True:
             try:
@@ -451,22 +633,20 @@ class Node:
                 message.reply.fail(stopped)
         cell.outbox._close_now()
         cell.inbox._close_now()
-        return watchers
-
-    def _unwatch(self, cell: _Cell) -> set[ActorRef]:
-        self._forget(cell)
-        return self._watchers.pop(cell.ref.name, set())
-
-    def _forget(self, cell: _Cell) -> None:
-        if self._cells.get(cell.ref.name) is cell:
-            del self._cells[cell.ref.name]
-        for target in cell.watching:  # a gone watcher needs no notices
-            self._watchers.get(target, set()).discard(cell.ref)
+        for child in cell.children:
+            child_cell = self._cells.get(child)
+            if child_cell is not None and child_cell.supervisor == cell.ref:
+                self._nursery.start_soon(self.terminate, child_cell.ref)
+        if cell.supervisor is not None and cell.supervisor.name in self._cells:
+            siblings = self._cells[cell.supervisor.name].children
+            if cell.ref.name in siblings:
+                siblings.remove(cell.ref.name)
 
     # ------------------------------------------------------------------ monitors
 
     def monitor(self, watcher: ActorRef, target: ActorRef) -> None:
-        """Have ``watcher`` told (``on_down``) when ``target`` ends (see :meth:`Actor.monitor`).
+        """Have ``watcher`` told (``on_down``) when ``target``'s current incarnation
+        ends (see :meth:`Actor.monitor`).
 
         Raises:
             ActorNotFoundError: ``watcher`` is not running here.
@@ -493,12 +673,15 @@ class Node:
                 self._post_down(cell, ref, reason)
 
     def _post_down(self, cell: _Cell, ref: ActorRef, reason: ExitReason) -> None:
+        self._post_later(cell, _Call("on_down", (ref, reason), {}, None))
+
+    def _post_later(self, cell: _Cell, call: _Call) -> None:
         # Through the mailbox like any message, from a task of its own: a
         # notice waits for room rather than being dropped.
-        self._nursery.start_soon(self._deliver, cell, _Call("on_down", (ref, reason), {}, None))
+        self._nursery.start_soon(self._deliver, cell, call)
 
     async def _deliver(self, cell: _Cell, call: _Call) -> None:
-        with suppress(trio.ClosedResourceError):  # the watcher ended meanwhile
+        with suppress(trio.ClosedResourceError):  # the receiver ended meanwhile
             await cell.outbox.send_object(call)
 
     # ------------------------------------------------------------------ closing
@@ -507,7 +690,10 @@ class Node:
         """Stop every actor, newest first, each running its ``on_stop``."""
         self._closing = True
         for cell in reversed(list(self._cells.values())):
-            await self.stop(cell.ref)
+            if not cell.done.is_set():
+                with suppress(trio.ClosedResourceError):
+                    await cell.outbox.send_object(_STOP)
+                await cell.done.wait()
 
 
 @asynccontextmanager
