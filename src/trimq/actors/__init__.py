@@ -27,7 +27,7 @@ inproc PAIR mailbox. Within a process, messages pass as the Python objects
 themselves, never copied or pickled: a mutable argument is shared with the
 actor, so send values you will not change afterwards (or copies).
 
-Work in progress: supervision, links and the event bus come next.
+Work in progress: links, the event bus, examples and benchmarks come next.
 
 .. versionadded:: 0.1
 """
@@ -42,6 +42,9 @@ from ._node import Timer as Timer
 from ._node import open_node as open_node
 from ._ref import ActorRef as ActorRef
 from ._ref import current_node as current_node
+from ._supervisor import ChildSpec as ChildSpec
+from ._supervisor import RestartIntensityError as RestartIntensityError
+from ._supervisor import Supervisor as Supervisor
 
 __all__ = [
     "Actor",
@@ -49,8 +52,11 @@ __all__ = [
     "ActorNotFoundError",
     "ActorRef",
     "ActorStoppedError",
+    "ChildSpec",
     "ExitReason",
     "Node",
+    "RestartIntensityError",
+    "Supervisor",
     "Timer",
     "current_node",
     "open_node",

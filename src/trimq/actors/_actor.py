@@ -12,7 +12,16 @@ if TYPE_CHECKING:
 __all__ = ["LIFECYCLE_HOOKS", "Actor", "handler_names"]
 
 LIFECYCLE_HOOKS = frozenset(
-    {"on_start", "on_stop", "on_down", "send_after", "send_every", "monitor", "demonitor"}
+    {
+        "on_start",
+        "on_stop",
+        "on_down",
+        "on_child_exit",
+        "send_after",
+        "send_every",
+        "monitor",
+        "demonitor",
+    }
 )
 
 

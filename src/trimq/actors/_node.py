@@ -121,6 +121,7 @@ class _Cell:
         "outbox",
         "ref",
         "reply",
+        "restarted",
         "scope",
         "shutdown",
         "stop_scope",
@@ -162,6 +163,7 @@ class _Cell:
         self.suspended = False  # stopped by its supervisor, awaiting a restart
         self.decision: trio.Event | None = None  # the supervisor's verdict, once awaited
         self.decision_value = ""
+        self.restarted: trio.Event | None = None  # set once a restart's on_start is over
 
     def new_incarnation(self) -> Actor:
         actor = self.factory()
@@ -376,9 +378,13 @@ class Node:
         cell.suspended = True
         await self._end_incarnation(cell)
 
-    def restart(self, ref: ActorRef) -> None:
-        """Start a new incarnation of an actor whose incarnation ended (its supervisor's call)."""
-        self._decide(self._cell(ref), "restart")
+    async def restart(self, ref: ActorRef) -> None:
+        """Start a new incarnation of an actor whose incarnation ended (its
+        supervisor's call); returns once its ``on_start`` is over."""
+        cell = self._cell(ref)
+        restarted = cell.restarted = trio.Event()
+        self._decide(cell, "restart")
+        await restarted.wait()
 
     async def terminate(self, ref: ActorRef) -> None:
         """End an actor for good, within its ``shutdown`` time (its supervisor's call).
@@ -406,6 +412,11 @@ class Node:
         cell.scope.cancel()
         cell.stop_scope.cancel()
         await done.wait()
+
+    def _restart_over(self, cell: _Cell) -> None:
+        if cell.restarted is not None:
+            cell.restarted.set()
+            cell.restarted = None
 
     def _decide(self, cell: _Cell, verdict: str) -> None:
         cell.decision_value = verdict
@@ -477,6 +488,7 @@ class Node:
                     log.warning("actor %r could not be rebuilt: %r", cell.ref.name, exc)
                     reason = ExitReason("crashed", exc)
                     cell.suspended = False
+                    self._restart_over(cell)
                     continue
                 reason = await self._incarnation(cell, None)
         finally:
@@ -518,8 +530,10 @@ class Node:
                         if task_status is None:
                             log.warning("actor %r failed to restart: %r", cell.ref.name, exc)
                         timers.cancel_scope.cancel()
+                        self._restart_over(cell)
                         watchers = self._watchers.pop(cell.ref.name, set())
                     else:
+                        self._restart_over(cell)
                         if task_status is not None:
                             task_status.started()
                             task_status = None
@@ -535,6 +549,7 @@ class Node:
                                 self._close(cell)
             cell.timers = None
             if task_status is not None and crash is not None:
+                await self._end_children(cell)  # those a failing on_start did start
                 raise crash
             if cell.killed:
                 reason = ExitReason("killed")
@@ -547,6 +562,7 @@ class Node:
                         await _call_hook(actor.on_stop)
                     except Exception:
                         log.exception("on_stop of actor %r raised", cell.ref.name)
+            await self._end_children(cell)
             self._notify_down(cell.ref, reason, watchers)
             return reason
         finally:
@@ -609,14 +625,21 @@ class Node:
         if not scope.cancelled_caught:
             reply.succeed(result)
 
+    async def _end_children(self, cell: _Cell) -> None:
+        # A supervisor's children end with its incarnation (its on_stop usually
+        # saw to it; not if it was killed), newest first, so a restart starts
+        # them afresh.
+        for child in reversed(list(cell.children)):
+            await self.terminate(ActorRef(self.name, child))
+
     def _fail_current(self, cell: _Cell) -> None:
         if cell.reply is not None and not cell.reply.done.is_set():
             cell.reply.fail(ActorStoppedError(f"actor {cell.ref.name!r} was killed"))
         cell.reply = None
 
     def _close(self, cell: _Cell) -> None:
-        # The cell ends for good: refuse new messages, fail the queued ones,
-        # and end the actors it supervised.
+        # The cell ends for good: refuse new messages and fail the queued ones.
+        self._restart_over(cell)
         if cell.inbox.closed:
             return
         if self._cells.get(cell.ref.name) is cell:
@@ -633,10 +656,6 @@ class Node:
                 message.reply.fail(stopped)
         cell.outbox._close_now()
         cell.inbox._close_now()
-        for child in cell.children:
-            child_cell = self._cells.get(child)
-            if child_cell is not None and child_cell.supervisor == cell.ref:
-                self._nursery.start_soon(self.terminate, child_cell.ref)
         if cell.supervisor is not None and cell.supervisor.name in self._cells:
             siblings = self._cells[cell.supervisor.name].children
             if cell.ref.name in siblings:
