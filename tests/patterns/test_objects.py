@@ -77,6 +77,30 @@ async def test_only_types_that_do_not_read_frames_send_objects(kind: trimq.Socke
             await sock.send_object(Payload(1))
 
 
+@pytest.mark.parametrize("kind", [trimq.PAIR, trimq.ROUTER])
+async def test_topics_are_for_publishers(kind: trimq.SocketType) -> None:
+    async with trimq.Context() as ctx:
+        sock = ctx.socket(kind)
+        with pytest.raises(trimq.NotSupportedError, match="for PUB and XPUB"):
+            await sock.send_object(Payload(1), topic=b"t")
+
+
+async def test_published_objects_are_filtered_by_topic() -> None:
+    async with trimq.Context() as ctx:
+        pub = ctx.socket(trimq.PUB)
+        sub = ctx.socket(trimq.SUB)
+        await pub.bind("inproc://bus")
+        await sub.connect("inproc://bus")
+        sub.subscribe(b"chat.")
+        event = Payload(7)
+        await pub.send_object(Payload(0), topic=b"news.x")
+        await pub.send_object(event, topic=b"chat.room")
+        with trio.fail_after(TIMEOUT):
+            topic, got = await sub.recv_multipart()
+        assert topic == b"chat.room"
+        assert got is event  # type: ignore[comparison-overlap]
+
+
 async def test_a_half_built_message_is_not_mixed_with_an_object() -> None:
     async with trimq.Context() as ctx:
         rx = ctx.socket(trimq.PAIR)

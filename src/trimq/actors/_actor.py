@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import trio
+
 if TYPE_CHECKING:
     from ._exit import ExitReason
     from ._node import Node, Timer
@@ -21,6 +23,10 @@ LIFECYCLE_HOOKS = frozenset(
         "send_every",
         "monitor",
         "demonitor",
+        "on_event",
+        "publish",
+        "subscribe",
+        "unsubscribe",
     }
 )
 
@@ -83,6 +89,23 @@ class Actor:
     def demonitor(self, ref: ActorRef) -> None:
         """Stop watching ``ref``."""
         self.node.demonitor(self.ref, ref)
+
+    def on_event(self, topic: str, event: Any) -> Any:
+        """An event arrived on a topic it subscribed to (override; may be ``async``)."""
+
+    async def subscribe(self, prefix: str) -> None:
+        """Receive, through :meth:`on_event`, events published on this node whose
+        topic starts with ``prefix`` (until this incarnation ends)."""
+        await self.node.subscribe(self.ref, prefix)
+
+    async def unsubscribe(self, prefix: str) -> None:
+        """Stop receiving events for ``prefix``."""
+        await trio.lowlevel.checkpoint()
+        self.node.unsubscribe(self.ref, prefix)
+
+    async def publish(self, topic: str, event: Any) -> None:
+        """Publish ``event`` on ``topic`` to the subscribers on this node."""
+        await self.node.publish(topic, event)
 
     def send_after(self, delay: float, method: str, /, *args: Any, **kwargs: Any) -> Timer:
         """Tell this actor ``method(*args, **kwargs)`` in ``delay`` seconds.

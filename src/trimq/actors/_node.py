@@ -128,6 +128,7 @@ class _Cell:
         "supervisor",
         "suspended",
         "timers",
+        "topics",
         "watching",
     )
 
@@ -151,6 +152,7 @@ class _Cell:
         self.children: list[str] = []  # names of the actors it supervises, in start order
         self.done = trio.Event()  # the cell has ended for good
         self.watching: set[str] = set()  # names of the actors this one monitors
+        self.topics: set[str] = set()  # event-bus prefixes it subscribed to
         # Per incarnation:
         self.scope = trio.CancelScope()
         self.stop_scope = trio.CancelScope()  # around on_stop
@@ -194,6 +196,9 @@ class Node:
         self._nursery = nursery
         self._cells: dict[str, _Cell] = {}
         self._watchers: dict[str, set[ActorRef]] = {}  # actor name -> its monitors
+        self._subscribers: dict[str, set[str]] = {}  # event prefix -> actor names
+        self._bus_pub: Socket | None = None
+        self._bus_sub: Socket | None = None
         self._names = itertools.count(1)
         self._closing = False
 
@@ -544,6 +549,7 @@ class Node:
                             self._fail_current(cell)
                             # Taken now: once closed, the name may be reused at once.
                             watchers = self._watchers.pop(cell.ref.name, set())
+                            self._drop_topics(cell)
                             if cell.supervisor is None or self._closing:
                                 # No restart can follow: refuse messages from now on.
                                 self._close(cell)
@@ -702,6 +708,79 @@ class Node:
     async def _deliver(self, cell: _Cell, call: _Call) -> None:
         with suppress(trio.ClosedResourceError):  # the receiver ended meanwhile
             await cell.outbox.send_object(call)
+
+    # ------------------------------------------------------------------ event bus
+
+    async def publish(self, topic: str, event: object) -> None:
+        """Send ``event`` to every actor subscribed to a prefix of ``topic``.
+
+        Delivered through each subscriber's mailbox, in publishing order, as
+        the object itself. Never dropped: a subscriber with a full mailbox
+        makes publishing wait.
+        """
+        pub = await self._bus()
+        await pub.send_object(event, topic=topic.encode())
+
+    async def subscribe(self, ref: ActorRef, prefix: str) -> None:
+        """Deliver events whose topic starts with ``prefix`` to ``ref``'s ``on_event``."""
+        cell = self._cell(ref)
+        await self._bus()
+        sub = self._bus_sub
+        assert sub is not None
+        names = self._subscribers.setdefault(prefix, set())
+        if not names:
+            sub.subscribe(prefix.encode())
+        names.add(ref.name)
+        cell.topics.add(prefix)
+
+    def unsubscribe(self, ref: ActorRef, prefix: str) -> None:
+        """Stop delivering ``prefix`` events to ``ref``."""
+        cell = self._cells.get(ref.name)
+        if cell is not None:
+            cell.topics.discard(prefix)
+        names = self._subscribers.get(prefix)
+        if names is None:
+            return
+        names.discard(ref.name)
+        if not names:
+            del self._subscribers[prefix]
+            if self._bus_sub is not None and not self._bus_sub.closed:
+                self._bus_sub.unsubscribe(prefix.encode())
+
+    def _drop_topics(self, cell: _Cell) -> None:
+        # Subscriptions belong to an incarnation: a restarted actor makes its own.
+        for prefix in list(cell.topics):
+            self.unsubscribe(cell.ref, prefix)
+
+    async def _bus(self) -> Socket:
+        if self._bus_pub is None:
+            endpoint = f"inproc://trimq.actors/{self.name}/events"
+            # xpub_nodrop: publishers wait for a slow subscriber instead of losing events.
+            pub = self._context.socket(SocketType.PUB, xpub_nodrop=True, linger=0)
+            sub = self._context.socket(SocketType.SUB, linger=0)
+            await pub.bind(endpoint)
+            await sub.connect(endpoint)
+            self._bus_pub, self._bus_sub = pub, sub
+            self._nursery.start_soon(self._dispatch, sub)
+        return self._bus_pub
+
+    async def _dispatch(self, sub: Socket) -> None:
+        # One event at a time, to each subscriber once, however many of its
+        # prefixes match.
+        while True:
+            try:
+                raw_topic, event = await sub.recv_multipart()
+            except trio.ClosedResourceError:
+                return
+            topic = raw_topic.decode()
+            targets: set[str] = set()
+            for prefix, names in self._subscribers.items():
+                if topic.startswith(prefix):
+                    targets |= names
+            for name in sorted(targets):
+                cell = self._cells.get(name)
+                if cell is not None:
+                    await self._deliver(cell, _Call("on_event", (topic, event), {}, None))
 
     # ------------------------------------------------------------------ closing
 

@@ -52,6 +52,7 @@ _CONFLATING_TYPES = frozenset(
 )
 # Socket types that never look inside the frames they send (see send_object).
 _OBJECT_SENDERS = frozenset({SocketType.PAIR, SocketType.PUSH, SocketType.DEALER})
+_OBJECT_PUBLISHERS = frozenset({SocketType.PUB, SocketType.XPUB})
 # A send or recv that need not block still yields to the scheduler every this
 # many calls, so a tight loop cannot starve the socket's own I/O tasks.
 YIELD_EVERY = 64
@@ -427,25 +428,38 @@ class Socket:
                 return
         await self._send_slow(msg)
 
-    async def send_object(self, obj: object) -> None:
-        """Queue a Python object itself as a one-frame message to inproc peers.
+    async def send_object(self, obj: object, *, topic: bytes | None = None) -> None:
+        """Queue a Python object itself as a message to inproc peers.
 
-        Nothing is copied or encoded: the peer's :meth:`recv_object` returns
-        this very object, so both sides share it (do not mutate it after
-        sending unless that is what you want). This is how ``trimq.actors``
-        passes messages between actors of one process. Waits and drops as
-        :meth:`send` does. If it raises ``Cancelled``, nothing was sent.
+        Nothing is copied or encoded: the peer receives this very object, so
+        both sides share it (do not mutate it after sending unless that is what
+        you want). This is how ``trimq.actors`` passes messages between actors
+        of one process. Waits and drops as :meth:`send` does. If it raises
+        ``Cancelled``, nothing was sent.
+
+        Args:
+            obj: The object. On PAIR, PUSH and DEALER it is the whole message
+                (read it with :meth:`recv_object`).
+            topic: PUB and XPUB only, and required there: the message is
+                ``[topic, obj]``, filtered by subscribers' prefixes as usual
+                (read it with ``recv_multipart``).
 
         Raises:
-            NotSupportedError: The socket is not a PAIR, PUSH or DEALER (the
-                others read their frames to route them), or a peer is connected
-                over tcp or ipc: an object cannot leave the process.
+            NotSupportedError: The socket type cannot carry objects (ROUTER,
+                REQ, REP read their frames; PUB needs a topic; the others do
+                not send), or a peer is connected over tcp or ipc: an object
+                cannot leave the process.
             SocketStateError: A message was started with ``send(more=True)``.
         """
         await _checkpoint_if_cancelled()
-        if self.socket_type not in _OBJECT_SENDERS:
+        if topic is None and self.socket_type not in _OBJECT_SENDERS:
             raise NotSupportedError(
-                f"send_object works on PAIR, PUSH and DEALER sockets, not {self.socket_type.name}"
+                f"send_object works on PAIR, PUSH and DEALER sockets, and with a topic on "
+                f"PUB and XPUB; not on {self.socket_type.name}"
+            )
+        if topic is not None and self.socket_type not in _OBJECT_PUBLISHERS:
+            raise NotSupportedError(
+                f"send_object(topic=...) is for PUB and XPUB sockets, not {self.socket_type.name}"
             )
         for pipe in self.pipes:
             if not pipe.inproc:
@@ -457,7 +471,8 @@ class Socket:
             raise SocketStateError(
                 "send(more=True) started a message: finish it before send_object()"
             )
-        msg: Frames = [obj]  # type: ignore[list-item]  # inproc carries objects as frames
+        # inproc carries objects as frames; the topic stays bytes for filtering.
+        msg: Frames = [obj] if topic is None else [bytes(topic), obj]  # type: ignore[list-item]
         if not self._closed:
             status = self._xsend(msg)
             if status == QUEUED:
