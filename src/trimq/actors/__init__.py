@@ -27,7 +27,7 @@ inproc PAIR mailbox. Within a process, messages pass as the Python objects
 themselves, never copied or pickled: a mutable argument is shared with the
 actor, so send values you will not change afterwards (or copies).
 
-Work in progress: links, the event bus, examples and benchmarks come next.
+Work in progress: distribution across nodes comes next.
 
 .. versionadded:: 0.1
 """
@@ -36,6 +36,7 @@ from ._actor import Actor as Actor
 from ._errors import ActorError as ActorError
 from ._errors import ActorNotFoundError as ActorNotFoundError
 from ._errors import ActorStoppedError as ActorStoppedError
+from ._errors import LinkedActorError as LinkedActorError
 from ._exit import ExitReason as ExitReason
 from ._node import Node as Node
 from ._node import Timer as Timer
@@ -54,6 +55,7 @@ __all__ = [
     "ActorStoppedError",
     "ChildSpec",
     "ExitReason",
+    "LinkedActorError",
     "Node",
     "RestartIntensityError",
     "Supervisor",

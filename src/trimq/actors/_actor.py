@@ -23,6 +23,8 @@ LIFECYCLE_HOOKS = frozenset(
         "send_every",
         "monitor",
         "demonitor",
+        "link",
+        "unlink",
         "on_event",
         "publish",
         "subscribe",
@@ -106,6 +108,23 @@ class Actor:
     async def publish(self, topic: str, event: Any) -> None:
         """Publish ``event`` on ``topic`` to the subscribers on this node."""
         await self.node.publish(topic, event)
+
+    def link(self, ref: ActorRef) -> None:
+        """Tie this actor's fate to ``ref``'s, both ways, as Erlang links do.
+
+        If either crashes or is killed, the other crashes too, with
+        :class:`LinkedActorError` (its ``on_stop`` runs, and its supervisor
+        decides). A graceful stop just removes the link. Links last for the
+        current incarnations.
+
+        Raises:
+            ActorNotFoundError: ``ref`` is not running.
+        """
+        self.node.link(self.ref, ref)
+
+    def unlink(self, ref: ActorRef) -> None:
+        """Remove a link made with :meth:`link`."""
+        self.node.unlink(self.ref, ref)
 
     def send_after(self, delay: float, method: str, /, *args: Any, **kwargs: Any) -> Timer:
         """Tell this actor ``method(*args, **kwargs)`` in ``delay`` seconds.

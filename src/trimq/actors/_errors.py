@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .._errors import TrimqError
 
-__all__ = ["ActorError", "ActorNotFoundError", "ActorStoppedError"]
+__all__ = ["ActorError", "ActorNotFoundError", "ActorStoppedError", "LinkedActorError"]
 
 
 class ActorError(TrimqError):
@@ -38,3 +38,19 @@ class ActorStoppedError(TrimqError):
 
     .. versionadded:: 0.1
     """
+
+
+class LinkedActorError(TrimqError):
+    """A linked actor crashed or was killed, so this one crashed too.
+
+    Attributes:
+        ref: The linked actor that ended first.
+        reason: Why it ended (an :class:`ExitReason`).
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, ref: object, reason: object) -> None:
+        super().__init__(f"linked actor {getattr(ref, 'name', ref)!r} ended: {reason}")
+        self.ref = ref
+        self.reason = reason

@@ -15,7 +15,7 @@ import trio
 from ..patterns import Context, Socket
 from ..zmtp import SocketType
 from ._actor import Actor, handler_names
-from ._errors import ActorNotFoundError, ActorStoppedError
+from ._errors import ActorNotFoundError, ActorStoppedError, LinkedActorError
 from ._exit import ExitReason
 from ._ref import ActorRef, _current_node
 
@@ -118,6 +118,8 @@ class _Cell:
         "incarnation_done",
         "interrupt",
         "killed",
+        "link_error",
+        "links",
         "outbox",
         "ref",
         "reply",
@@ -159,6 +161,8 @@ class _Cell:
         self.incarnation_done = trio.Event()
         self.timers: trio.Nursery | None = None  # the actor's timer tasks live here
         self.reply: _Reply | None = None  # the ask being handled now
+        self.links: set[str] = set()  # actors whose abnormal end ends this incarnation
+        self.link_error: LinkedActorError | None = None
         self.busy = False  # inside a handler
         self.interrupt = False  # end after the current handler (a shutdown)
         self.killed = False
@@ -175,6 +179,8 @@ class _Cell:
         self.stop_scope = trio.CancelScope()
         self.incarnation_done = trio.Event()
         self.busy = self.interrupt = self.killed = self.suspended = False
+        self.links = set()
+        self.link_error = None
         return actor
 
 
@@ -560,6 +566,7 @@ class Node:
             if cell.killed:
                 reason = ExitReason("killed")
             else:
+                crash = cell.link_error or crash
                 reason = ExitReason("crashed", crash) if crash else ExitReason("stopped")
                 with cell.stop_scope:
                     if self._closing:
@@ -570,6 +577,7 @@ class Node:
                         log.exception("on_stop of actor %r raised", cell.ref.name)
             await self._end_children(cell)
             self._notify_down(cell.ref, reason, watchers)
+            self._break_links(cell, reason)
             return reason
         finally:
             cell.incarnation_done.set()
@@ -643,7 +651,8 @@ class Node:
 
     def _fail_current(self, cell: _Cell) -> None:
         if cell.reply is not None and not cell.reply.done.is_set():
-            cell.reply.fail(ActorStoppedError(f"actor {cell.ref.name!r} was killed"))
+            error = cell.link_error or ActorStoppedError(f"actor {cell.ref.name!r} was killed")
+            cell.reply.fail(error)
         cell.reply = None
 
     def _close(self, cell: _Cell) -> None:
@@ -711,6 +720,39 @@ class Node:
     async def _deliver(self, cell: _Cell, call: _Call) -> None:
         with suppress(trio.ClosedResourceError):  # the receiver ended meanwhile
             await cell.outbox.send_object(call)
+
+    # ------------------------------------------------------------------ links
+
+    def link(self, a: ActorRef, b: ActorRef) -> None:
+        """Link two actors' current incarnations (see :meth:`Actor.link`).
+
+        Raises:
+            ActorNotFoundError: Either is not running.
+        """
+        first, second = self._cell(a), self._cell(b)
+        if first is not second:
+            first.links.add(second.ref.name)
+            second.links.add(first.ref.name)
+
+    def unlink(self, a: ActorRef, b: ActorRef) -> None:
+        """Undo :meth:`link` (nothing happens if they were not linked)."""
+        for one, other in ((a, b), (b, a)):
+            cell = self._cells.get(one.name)
+            if cell is not None:
+                cell.links.discard(other.name)
+
+    def _break_links(self, cell: _Cell, reason: ExitReason) -> None:
+        # A crash or kill takes linked incarnations down with it (they crash,
+        # with on_stop); a graceful stop just unlinks.
+        for name in cell.links:
+            other = self._cells.get(name)
+            if other is None or cell.ref.name not in other.links:
+                continue
+            other.links.discard(cell.ref.name)
+            if not reason.normal and other.link_error is None and not other.interrupt:
+                other.link_error = LinkedActorError(cell.ref, reason)
+                other.scope.cancel()
+        cell.links = set()
 
     # ------------------------------------------------------------------ event bus
 
