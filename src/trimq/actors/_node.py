@@ -130,6 +130,7 @@ class _Cell:
         "supervisor",
         "suspended",
         "timers",
+        "timers_allowed",
         "topics",
         "watching",
     )
@@ -159,7 +160,10 @@ class _Cell:
         self.scope = trio.CancelScope()
         self.stop_scope = trio.CancelScope()  # around on_stop
         self.incarnation_done = trio.Event()
-        self.timers: trio.Nursery | None = None  # the actor's timer tasks live here
+        # Timer tasks run in the node's nursery; each incarnation cancels its own
+        # (a nursery per actor would cost more than all its timers usually do).
+        self.timers: list[Timer] | None = None
+        self.timers_allowed = False
         self.reply: _Reply | None = None  # the ask being handled now
         self.links: set[str] = set()  # actors whose abnormal end ends this incarnation
         self.link_error: LinkedActorError | None = None
@@ -458,11 +462,14 @@ class Node:
         cell = self._cell(ref, method)
         if delay < 0 or (interval is not None and interval <= 0):
             raise ValueError(f"timer delay must be >= 0 and interval > 0, got {delay}, {interval}")
-        if cell.timers is None:
+        if not cell.timers_allowed:
             raise ActorStoppedError(f"actor {ref.name!r} is not running")
         timer = Timer()
+        if cell.timers is None:
+            cell.timers = []
+        cell.timers.append(timer)
         call = _Call(method, args, kwargs, None)
-        cell.timers.start_soon(self._tick, cell, timer, delay, interval, call)
+        self._nursery.start_soon(self._tick, cell, timer, delay, interval, call)
         return timer
 
     async def _tick(
@@ -473,7 +480,10 @@ class Node:
             while True:
                 await trio.sleep_until(due)
                 # A fresh message each time: a handler may keep the one it got.
-                await cell.outbox.send_object(_Call(call.method, call.args, call.kwargs, None))
+                try:
+                    await cell.outbox.send_object(_Call(call.method, call.args, call.kwargs, None))
+                except trio.ClosedResourceError:
+                    return  # the actor ended for good
                 if interval is None:
                     return
                 # Fixed rate, but a tick delayed by a full mailbox is not made up.
@@ -531,35 +541,33 @@ class Node:
         watchers: set[ActorRef] = set()
         try:
             with cell.scope:
-                async with trio.open_nursery() as timers:
-                    cell.timers = timers
+                cell.timers_allowed = True
+                try:
+                    await _call_hook(actor.on_start)
+                except Exception as exc:
+                    # A first start raises below, unwrapped, into spawn().
+                    crash = exc
+                    if task_status is None:
+                        log.warning("actor %r failed to restart: %r", cell.ref.name, exc)
+                    self._cancel_timers(cell)
+                    self._restart_over(cell)
+                    watchers = self._watchers.pop(cell.ref.name, set())
+                else:
+                    self._restart_over(cell)
+                    if task_status is not None:
+                        task_status.started()
+                        task_status = None
                     try:
-                        await _call_hook(actor.on_start)
-                    except Exception as exc:
-                        # A first start raises below, unwrapped, into spawn().
-                        crash = exc
-                        if task_status is None:
-                            log.warning("actor %r failed to restart: %r", cell.ref.name, exc)
-                        timers.cancel_scope.cancel()
-                        self._restart_over(cell)
+                        crash = await self._serve(cell)
+                    finally:
+                        self._cancel_timers(cell)
+                        self._fail_current(cell)
+                        # Taken now: once closed, the name may be reused at once.
                         watchers = self._watchers.pop(cell.ref.name, set())
-                    else:
-                        self._restart_over(cell)
-                        if task_status is not None:
-                            task_status.started()
-                            task_status = None
-                        try:
-                            crash = await self._serve(cell)
-                        finally:
-                            timers.cancel_scope.cancel()
-                            self._fail_current(cell)
-                            # Taken now: once closed, the name may be reused at once.
-                            watchers = self._watchers.pop(cell.ref.name, set())
-                            self._drop_topics(cell)
-                            if cell.supervisor is None or self._closing:
-                                # No restart can follow: refuse messages from now on.
-                                self._close(cell)
-            cell.timers = None
+                        self._drop_topics(cell)
+                        if cell.supervisor is None or self._closing:
+                            # No restart can follow: refuse messages from now on.
+                            self._close(cell)
             if task_status is not None and crash is not None:
                 await self._end_children(cell)  # those a failing on_start did start
                 raise crash
@@ -648,6 +656,13 @@ class Node:
         # them afresh.
         for child in reversed(list(cell.children)):
             await self.terminate(ActorRef(self.name, child))
+
+    def _cancel_timers(self, cell: _Cell) -> None:
+        cell.timers_allowed = False
+        if cell.timers is not None:
+            for timer in cell.timers:
+                timer.cancel()
+            cell.timers = None
 
     def _fail_current(self, cell: _Cell) -> None:
         if cell.reply is not None and not cell.reply.done.is_set():

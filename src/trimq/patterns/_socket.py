@@ -135,7 +135,7 @@ class Socket:
         #: Connections with messages their writer task has not picked up yet.
         self.unflushed: list[Callable[[], None]] = []
         self.last_endpoint = ""
-        self._security = Security()
+        self._security: Security | None = None  # made by the first tcp/ipc connection
         self._sent = self._received = self._dropped = self._protocol_errors = 0
         self._auth_failures = 0
 
@@ -255,6 +255,8 @@ class Socket:
 
     def new_mechanism(self) -> Mechanism:
         """The security mechanism for a new connection, from the options."""
+        if self._security is None:
+            self._security = Security()
         return self._security.new_mechanism(self._options)
 
     async def authenticate(self, request: AuthRequest, address: str) -> ZapReply:
