@@ -291,7 +291,9 @@ async def test_hello_flood_keeps_no_state() -> None:
     tracemalloc.start()
     try:
         async with serving_good_peer("pyzmq", good_options=GOOD_CLIENT, **SERVER) as h:
-            keys: Any = h.sock._security._curve_keys
+            security = h.sock._security  # made by the good client's connection
+            assert security is not None
+            keys: Any = security._curve_keys
             cookies = keys.remembered_cookies  # the good client's, used once
             before = trimq_memory(h)
             streams: list[trio.SocketStream] = []
