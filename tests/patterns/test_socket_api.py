@@ -497,3 +497,29 @@ async def test_discard_partial_gives_up_a_begun_message() -> None:
         with trio.fail_after(5):
             assert await pull.recv_multipart() == [b"whole"]
         assert push.statistics().messages_sent == 1
+
+
+async def test_shared_empty_state_is_never_mutated() -> None:
+    """Sockets share empty lists for unused state; using that state must not touch them."""
+    from trimq.patterns import _socket
+
+    async with trimq.Context() as ctx:
+        pull = ctx.socket(trimq.PULL)
+        push = ctx.socket(trimq.PUSH)
+        monitor = push.monitor()
+        await pull.bind("inproc://shared")
+        await push.connect("inproc://shared")
+        await push.send(b"a", more=True)
+        await push.send(b"b", more=True)
+        assert push.discard_partial() == 2
+        await push.send(b"x", more=True)
+        await push.send(b"y")
+        with trio.fail_after(5):
+            assert await pull.recv() == b"x"
+            assert pull.rcvmore
+            assert await pull.recv() == b"y"
+        monitor.aclose_nowait()
+        await push.aclose()
+        assert _socket._NO_FRAMES == []
+        assert _socket._NO_MONITORS == []
+        assert pull._rx_partial is _socket._NO_FRAMES or pull._rx_partial == []

@@ -12,7 +12,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Self
 
 import attrs
 import trio
@@ -50,6 +50,11 @@ QUEUED, DROPPED = 1, 2
 _CONFLATING_TYPES = frozenset(
     {SocketType.DEALER, SocketType.PULL, SocketType.PUSH, SocketType.PUB, SocketType.SUB}
 )
+# Shared empty lists for state most sockets never use (actors make sockets by
+# the hundred thousand, and each list is one more object for the cyclic GC).
+# Never mutated: code replaces them with a fresh list before adding to one.
+_NO_FRAMES: Final[list[bytes]] = []
+_NO_MONITORS: Final[list[Monitor]] = []
 # Socket types that never look inside the frames they send (see send_object).
 _OBJECT_SENDERS = frozenset({SocketType.PAIR, SocketType.PUSH, SocketType.DEALER})
 _OBJECT_PUBLISHERS = frozenset({SocketType.PUB, SocketType.XPUB})
@@ -124,13 +129,13 @@ class Socket:
         self._send_waiters = Waiters()
         self._idle = Waiters()
         self._endpoints: dict[str, list[_EndpointHandle]] = {}
-        self._monitors: list[Monitor] = []
+        self._monitors: list[Monitor] = _NO_MONITORS
         self._closed = False
         self._fq_pipe: Pipe | None = None
-        self._tx_partial: list[bytes] = []
+        self._tx_partial: list[bytes] = _NO_FRAMES
         # A list, not a deque: messages are a few frames, and an empty deque
         # costs 760 bytes (actors make sockets by the hundred thousand).
-        self._rx_partial: list[bytes] = []
+        self._rx_partial: list[bytes] = _NO_FRAMES
         self._lb_next = 0
         #: Connections with messages their writer task has not picked up yet.
         self.unflushed: list[Callable[[], None]] = []
@@ -192,6 +197,8 @@ class Socket:
                 await sock.connect(endpoint)
                 await events.wait_for(trimq.EventType.HANDSHAKE_SUCCEEDED)
         """
+        if self._monitors is _NO_MONITORS:
+            self._monitors = []
         mon = Monitor._create(self._monitors.remove, max_buffer)
         self._monitors.append(mon)
         return mon
@@ -387,7 +394,10 @@ class Socket:
         frame: bytes = data if data.__class__ is bytes else to_bytes(data)
         if more:
             self._check_open()
-            self._tx_partial.append(frame)
+            if self._tx_partial:
+                self._tx_partial.append(frame)
+            else:
+                self._tx_partial = [frame]
             return
         if self._tx_partial:
             msg = self._with_partial(frame)
@@ -399,7 +409,7 @@ class Socket:
             if status == QUEUED:
                 self._sent = n = self._sent + 1
                 if self._tx_partial:
-                    self._tx_partial = []
+                    self._tx_partial = _NO_FRAMES
                 if not n % YIELD_EVERY:
                     await _cancel_shielded_checkpoint()
                 return
@@ -421,7 +431,7 @@ class Socket:
             if status == QUEUED:
                 self._sent = n = self._sent + 1
                 if self._tx_partial:
-                    self._tx_partial = []
+                    self._tx_partial = _NO_FRAMES
                 if not n % YIELD_EVERY:
                     await _cancel_shielded_checkpoint()
                 return
@@ -506,7 +516,7 @@ class Socket:
             How many frames were dropped (0 if no message was begun).
         """
         dropped = len(self._tx_partial)
-        self._tx_partial = []
+        self._tx_partial = _NO_FRAMES
         return dropped
 
     def _with_partial(self, *last: bytes) -> Frames:
@@ -514,7 +524,7 @@ class Socket:
         # sent: a cancelled final send() can be retried.
         msg = [*self._tx_partial, *last]
         if len(msg) > 1 and self.conflates:
-            self._tx_partial = []
+            self._tx_partial = _NO_FRAMES
             raise ValueError(
                 "a socket with conflate=True only carries single-frame messages; "
                 "send one frame per message"
@@ -538,7 +548,7 @@ class Socket:
             self._sent += 1
         else:
             self._dropped += 1
-        self._tx_partial = []
+        self._tx_partial = _NO_FRAMES
 
     def send_nowait(self, data: Buffer) -> None:
         """Send one frame now or raise :class:`trio.WouldBlock`."""
@@ -578,14 +588,14 @@ class Socket:
             if not n % YIELD_EVERY:
                 await _cancel_shielded_checkpoint()
         if len(msg) > 1:
-            self._rx_partial.extend(msg[1:])
+            self._rx_partial = msg[1:]  # it was empty: recv returns leftovers first
         return msg[0]
 
     async def recv_multipart(self) -> list[bytes]:
         """Receive a whole message (the rest of it, if ``recv`` took its first frames)."""
         await _checkpoint_if_cancelled()
         if self._rx_partial:
-            rest, self._rx_partial = self._rx_partial, []
+            rest, self._rx_partial = self._rx_partial, _NO_FRAMES
             return rest
         msg = None if self._closed else self._xrecv()
         if msg is None:
@@ -661,14 +671,14 @@ class Socket:
             return self._rx_partial.pop(0)
         msg = self.recv_multipart_nowait()
         if len(msg) > 1:
-            self._rx_partial.extend(msg[1:])
+            self._rx_partial = msg[1:]  # it was empty: recv returns leftovers first
         return msg[0]
 
     def recv_multipart_nowait(self) -> list[bytes]:
         """The next whole message if one is waiting, else raise :class:`trio.WouldBlock`."""
         self._check_open()
         if self._rx_partial:
-            rest, self._rx_partial = self._rx_partial, []
+            rest, self._rx_partial = self._rx_partial, _NO_FRAMES
             return rest
         msg = self._xrecv()
         if msg is None:
@@ -843,7 +853,7 @@ class Socket:
         for mon in list(self._monitors):
             mon._push(MonitorEvent(EventType.MONITOR_STOPPED, ""))
             mon._stop()
-        self._monitors.clear()
+        self._monitors = _NO_MONITORS
         self._ctx._forget(self)
 
     async def __aenter__(self) -> Self:
