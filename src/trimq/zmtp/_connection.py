@@ -638,16 +638,17 @@ class ZmtpConnection:
         # protocol revisions can add commands.
 
     def _apply(self, step: HandshakeStep, events: list[Event]) -> None:
-        if step.peer_properties is not None:
+        properties = step.peer_properties
+        if properties is not None:
             # Refuse an unfit peer before queuing our READY to it, as libzmq does.
-            check_peer_properties(self._socket_type, step.peer_properties)
+            peer_type, identity = check_peer_properties(self._socket_type, properties)
         for body in step.commands:
             self._out += encode_command_frame(body)
         if step.authenticate is not None:
             self._auth_pending = True
             events.append(AuthRequest(self._mechanism.name, step.authenticate))
-        elif step.peer_properties is not None:
-            self._complete_handshake(step.peer_properties, events)
+        elif properties is not None:
+            self._complete_handshake(properties, peer_type, identity, events)
 
     def auth_result(
         self,
@@ -699,8 +700,13 @@ class ZmtpConnection:
             raise
         return events
 
-    def _complete_handshake(self, properties: dict[str, bytes], events: list[Event]) -> None:
-        peer_type, identity = check_peer_properties(self._socket_type, properties)
+    def _complete_handshake(
+        self,
+        properties: dict[str, bytes],
+        peer_type: SocketType,
+        identity: bytes,
+        events: list[Event],
+    ) -> None:
         assert self._peer_minor is not None
         self._peer_socket_type = peer_type
         self._peer_identity = identity

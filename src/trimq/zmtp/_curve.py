@@ -64,6 +64,19 @@ _pack_nonce = struct.Struct(">Q").pack
 _unpack_nonce = struct.Struct(">Q").unpack_from
 
 
+def _key_pair(public: bytes | str | None, secret: bytes | str) -> tuple[bytes, bytes]:
+    """A long-term key pair, raw: the public key derived if not given, else checked."""
+    raw_secret = curve_key(secret, "curve_secretkey")
+    derived = crypto_scalarmult_base(raw_secret)
+    raw_public = derived if public is None else curve_key(public, "curve_publickey")
+    if raw_public != derived:
+        raise ValueError(
+            "curve_publickey does not belong to curve_secretkey: "
+            "load both from the same certificate"
+        )
+    return raw_public, raw_secret
+
+
 class CurveServerKeys:
     """A CURVE server's key pair and cookie keys, shared by all its connections.
 
@@ -91,14 +104,7 @@ class CurveServerKeys:
         *,
         cookie_lifetime: float = 60.0,
     ) -> None:
-        self.secret = curve_key(secret, "curve_secretkey")
-        derived = crypto_scalarmult_base(self.secret)
-        self.public = derived if public is None else curve_key(public, "curve_publickey")
-        if self.public != derived:
-            raise ValueError(
-                "curve_publickey does not belong to curve_secretkey: "
-                "load both from the same certificate"
-            )
+        self.public, self.secret = _key_pair(public, secret)
         self._lifetime = cookie_lifetime
         self._keys: list[bytes] = [random(32)]  # newest first, at most two
         self._used: list[set[bytes]] = [set()]  # client short-term keys, per cookie key
@@ -272,11 +278,7 @@ class CurveClientMechanism(_CurveBase):
 
     def __init__(self, public: bytes | str | None, secret: bytes | str, server_key: bytes | str):
         super().__init__()
-        self._secret = curve_key(secret, "curve_secretkey")
-        derived = crypto_scalarmult_base(self._secret)
-        self._public = derived if public is None else curve_key(public, "curve_publickey")
-        if self._public != derived:
-            raise ValueError("curve_publickey does not belong to curve_secretkey")
+        self._public, self._secret = _key_pair(public, secret)
         self._server = curve_key(server_key, "curve_serverkey")
         self._short_public = self._short_secret = b""
         self._properties: Sequence[tuple[str, bytes]] = ()
