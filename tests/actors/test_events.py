@@ -122,7 +122,7 @@ async def test_a_slow_subscriber_delays_publishing_instead_of_losing_events() ->
         nursery.start_soon(publish_many)
         await settle()
         assert published < count  # waiting, not dropping
-        node._cells[slow.name].actor.gate.set()  # type: ignore[union-attr]
+        node._cells[slow.name].actor.gate.set()  # type: ignore[attr-defined]
         with trio.fail_after(TIMEOUT):
             while published < count:
                 await settle()

@@ -7,7 +7,7 @@ import itertools
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, nullcontext, suppress
+from contextlib import asynccontextmanager, nullcontext
 from typing import Any, TypeVar
 
 import trio
@@ -139,15 +139,14 @@ class _Cell:
         self,
         ref: ActorRef,
         factory: Callable[[], Actor],
+        first: Actor,
         inbox: Socket,
         outbox: Socket,
         supervisor: ActorRef | None,
         shutdown: float,
     ) -> None:
         self.ref = ref
-        self.factory = factory  # makes a fresh instance, for each (re)start
-        self.actor: Actor | None = None
-        self.handlers: frozenset[str] = frozenset()
+        self.factory = factory  # makes a fresh instance, for each restart
         self.inbox = inbox  # the actor's end of the mailbox
         self.outbox = outbox  # the end every local sender shares
         self.supervisor = supervisor
@@ -156,36 +155,35 @@ class _Cell:
         self.done = trio.Event()  # the cell has ended for good
         self.watching: set[str] = set()  # names of the actors this one monitors
         self.topics: set[str] = set()  # event-bus prefixes it subscribed to
-        # Per incarnation:
-        self.scope = trio.CancelScope()
-        self.stop_scope = trio.CancelScope()  # around on_stop
-        self.incarnation_done = trio.Event()
         # Timer tasks run in the node's nursery; each incarnation cancels its own
         # (a nursery per actor would cost more than all its timers usually do).
         self.timers: list[Timer] | None = None
         self.timers_allowed = False
         self.reply: _Reply | None = None  # the ask being handled now
+        self.decision: trio.Event | None = None  # the supervisor's verdict, once awaited
+        self.decision_value = ""
+        self.restarted: trio.Event | None = None  # set once a restart's on_start is over
+        self.begin(first)
+
+    def begin(self, actor: Actor) -> None:
+        """Make ``actor`` the current incarnation, with fresh per-incarnation state."""
+        self.actor = actor
+        self.handlers = handler_names(type(actor))
+        self.scope = trio.CancelScope()
+        self.stop_scope = trio.CancelScope()  # around on_stop
+        self.incarnation_done = trio.Event()
         self.links: set[str] = set()  # actors whose abnormal end ends this incarnation
         self.link_error: LinkedActorError | None = None
         self.busy = False  # inside a handler
         self.interrupt = False  # end after the current handler (a shutdown)
         self.killed = False
         self.suspended = False  # stopped by its supervisor, awaiting a restart
-        self.decision: trio.Event | None = None  # the supervisor's verdict, once awaited
-        self.decision_value = ""
-        self.restarted: trio.Event | None = None  # set once a restart's on_start is over
 
-    def new_incarnation(self) -> Actor:
-        actor = self.factory()
-        self.actor = actor
-        self.handlers = handler_names(type(actor))
-        self.scope = trio.CancelScope()
-        self.stop_scope = trio.CancelScope()
-        self.incarnation_done = trio.Event()
-        self.busy = self.interrupt = self.killed = self.suspended = False
-        self.links = set()
-        self.link_error = None
-        return actor
+    def kill_now(self) -> None:
+        """Cancel the current incarnation, its handler and ``on_stop`` included."""
+        self.killed = True
+        self.scope.cancel()
+        self.stop_scope.cancel()
 
 
 async def _call_hook(hook: Any) -> None:
@@ -279,12 +277,12 @@ class Node:
         endpoint = f"inproc://trimq.actors/{self.name}/{name}"
         await inbox.bind(endpoint)
         await outbox.connect(endpoint)
-        cell = _Cell(ref, factory, inbox, outbox, supervisor, shutdown)
+        cell = _Cell(ref, factory, first, inbox, outbox, supervisor, shutdown)
         self._cells[name] = cell
         if supervisor is not None and supervisor.name in self._cells:
             self._cells[supervisor.name].children.append(name)
         try:
-            await self._nursery.start(self._run, cell, first)
+            await self._nursery.start(self._run, cell)
         except BaseException:
             self._close(cell)
             raise
@@ -318,10 +316,8 @@ class Node:
         return cell
 
     async def _post(self, cell: _Cell, message: object) -> None:
-        try:
-            await cell.outbox.send_object(message)
-        except trio.ClosedResourceError:
-            raise ActorStoppedError(f"actor {cell.ref.name!r} has stopped") from None
+        if not await self._deliver(cell, message):
+            raise ActorStoppedError(f"actor {cell.ref.name!r} has stopped")
 
     async def tell(
         self, ref: ActorRef, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -366,17 +362,14 @@ class Node:
         """
         cell = self._cell(ref)
         done = cell.incarnation_done
-        with suppress(trio.ClosedResourceError):  # already stopping
-            await cell.outbox.send_object(_STOP)
+        await self._deliver(cell, _STOP)
         await done.wait()
 
     async def kill(self, ref: ActorRef) -> None:
         """Stop an actor at once (see :meth:`ActorRef.kill`); a supervisor then decides."""
         cell = self._cell(ref)
         done = cell.incarnation_done
-        cell.killed = True
-        cell.scope.cancel()
-        cell.stop_scope.cancel()
+        cell.kill_now()
         await done.wait()
 
     # ------------------------------------------------------------------ supervision
@@ -423,9 +416,7 @@ class Node:
             await done.wait()
             return
         log.warning("actor %r did not stop within %s s: killing it", cell.ref.name, cell.shutdown)
-        cell.killed = True
-        cell.scope.cancel()
-        cell.stop_scope.cancel()
+        cell.kill_now()
         await done.wait()
 
     def _restart_over(self, cell: _Cell) -> None:
@@ -468,21 +459,25 @@ class Node:
         if cell.timers is None:
             cell.timers = []
         cell.timers.append(timer)
-        call = _Call(method, args, kwargs, None)
-        self._nursery.start_soon(self._tick, cell, timer, delay, interval, call)
+        self._nursery.start_soon(self._tick, cell, timer, delay, interval, method, args, kwargs)
         return timer
 
     async def _tick(
-        self, cell: _Cell, timer: Timer, delay: float, interval: float | None, call: _Call
+        self,
+        cell: _Cell,
+        timer: Timer,
+        delay: float,
+        interval: float | None,
+        method: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
     ) -> None:
         with timer._scope:
             due = trio.current_time() + delay
             while True:
                 await trio.sleep_until(due)
                 # A fresh message each time: a handler may keep the one it got.
-                try:
-                    await cell.outbox.send_object(_Call(call.method, call.args, call.kwargs, None))
-                except trio.ClosedResourceError:
+                if not await self._deliver(cell, _Call(method, args, kwargs, None)):
                     return  # the actor ended for good
                 if interval is None:
                     return
@@ -491,12 +486,9 @@ class Node:
 
     # ------------------------------------------------------------------ the actor task
 
-    async def _run(self, cell: _Cell, first: Actor, task_status: trio.TaskStatus[None]) -> None:
+    async def _run(self, cell: _Cell, task_status: trio.TaskStatus[None]) -> None:
         # One task per cell, through every incarnation.
-        reason = ExitReason("stopped")
         try:
-            cell.actor = first
-            cell.handlers = handler_names(type(first))
             reason = await self._incarnation(cell, task_status)
             while cell.supervisor is not None and not self._closing:
                 if not cell.suspended:
@@ -504,7 +496,7 @@ class Node:
                 if await self._verdict(cell) != "restart":
                     break
                 try:
-                    cell.new_incarnation()
+                    cell.begin(cell.factory())
                 except Exception as exc:  # a failing constructor is a failed restart
                     log.warning("actor %r could not be rebuilt: %r", cell.ref.name, exc)
                     reason = ExitReason("crashed", exc)
@@ -536,9 +528,7 @@ class Node:
     ) -> ExitReason:
         # Run one instance from on_start to on_stop; report how it ended.
         actor = cell.actor
-        assert actor is not None
         crash: Exception | None = None
-        watchers: set[ActorRef] = set()
         try:
             with cell.scope:
                 cell.timers_allowed = True
@@ -549,25 +539,22 @@ class Node:
                     crash = exc
                     if task_status is None:
                         log.warning("actor %r failed to restart: %r", cell.ref.name, exc)
-                    self._cancel_timers(cell)
+                finally:
                     self._restart_over(cell)
-                    watchers = self._watchers.pop(cell.ref.name, set())
-                else:
-                    self._restart_over(cell)
+                if crash is None:
                     if task_status is not None:
                         task_status.started()
                         task_status = None
-                    try:
-                        crash = await self._serve(cell)
-                    finally:
-                        self._cancel_timers(cell)
-                        self._fail_current(cell)
-                        # Taken now: once closed, the name may be reused at once.
-                        watchers = self._watchers.pop(cell.ref.name, set())
-                        self._drop_topics(cell)
-                        if cell.supervisor is None or self._closing:
-                            # No restart can follow: refuse messages from now on.
-                            self._close(cell)
+                    crash = await self._serve(cell)
+            # However it ended (stop, crash, kill, a failed start): no more timers,
+            # no answer for an ask in flight, and its monitors and subscriptions
+            # are taken now, since once closed the name may be reused at once.
+            self._cancel_timers(cell)
+            self._fail_current(cell)
+            watchers = self._watchers.pop(cell.ref.name, set())
+            self._drop_topics(cell)
+            if cell.supervisor is None or self._closing:
+                self._close(cell)  # no restart can follow: refuse messages from now on
             if task_status is not None and crash is not None:
                 await self._end_children(cell)  # those a failing on_start did start
                 raise crash
@@ -639,7 +626,7 @@ class Node:
             cell.reply = reply
             try:
                 result = getattr(cell.actor, call.method)(*call.args, **call.kwargs)
-                if inspect.isawaitable(result):
+                if result is not None and inspect.isawaitable(result):
                     result = await result
             except Exception as exc:
                 exc.add_note(f"raised by actor {cell.ref.name!r} handling {call.method}()")
@@ -732,9 +719,13 @@ class Node:
         # notice waits for room rather than being dropped.
         self._nursery.start_soon(self._deliver, cell, call)
 
-    async def _deliver(self, cell: _Cell, call: _Call) -> None:
-        with suppress(trio.ClosedResourceError):  # the receiver ended meanwhile
-            await cell.outbox.send_object(call)
+    async def _deliver(self, cell: _Cell, message: object) -> bool:
+        # False if the receiver ended meanwhile.
+        try:
+            await cell.outbox.send_object(message)
+        except trio.ClosedResourceError:
+            return False
+        return True
 
     # ------------------------------------------------------------------ links
 
@@ -849,8 +840,7 @@ class Node:
         self._closing = True
         for cell in reversed(list(self._cells.values())):
             if not cell.done.is_set():
-                with suppress(trio.ClosedResourceError):
-                    await cell.outbox.send_object(_STOP)
+                await self._deliver(cell, _STOP)
                 await cell.done.wait()
 
 
