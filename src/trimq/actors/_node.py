@@ -316,8 +316,12 @@ class Node:
         return cell
 
     async def _post(self, cell: _Cell, message: object) -> None:
-        if not await self._deliver(cell, message):
-            raise ActorStoppedError(f"actor {cell.ref.name!r} has stopped")
+        # Every tell and ask passes here: the socket call itself, not _deliver,
+        # which would add a coroutine frame per message.
+        try:
+            await cell.outbox.send_object(message)
+        except trio.ClosedResourceError:
+            raise ActorStoppedError(f"actor {cell.ref.name!r} has stopped") from None
 
     async def tell(
         self, ref: ActorRef, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]
