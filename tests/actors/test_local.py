@@ -307,3 +307,44 @@ def _actor(node: actors.Node, ref: actors.ActorRef) -> Any:
 
 def _actor_gone(node: actors.Node, ref: actors.ActorRef) -> bool:
     return node.lookup(ref.name) is None
+
+
+class SlowStart(actors.Actor):
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    async def on_start(self) -> None:
+        self.log.append("starting")
+        await trio.sleep_forever()
+
+    def on_stop(self) -> None:
+        self.log.append("stopped")
+
+
+async def test_a_spawn_cancelled_during_on_start_kills_the_actor(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: list[str] = []
+    async with actors.open_node() as node:
+        with trio.move_on_after(1):
+            await node.spawn(SlowStart, log, name="slow")
+        await trio.testing.wait_all_tasks_blocked()
+        assert node.lookup("slow") is None
+        assert log == ["starting"]  # killed: no on_stop
+
+
+async def test_an_actor_killed_during_on_start_fails_its_spawn() -> None:
+    log: list[str] = []
+    async with actors.open_node() as node:
+        async with trio.open_nursery() as nursery:
+
+            async def spawn() -> None:
+                with pytest.raises(actors.ActorStoppedError, match="stopped while starting"):
+                    await node.spawn(SlowStart, log, name="slow")
+
+            nursery.start_soon(spawn)
+            await trio.testing.wait_all_tasks_blocked()
+            ref = node.lookup("slow")
+            assert ref is not None
+            await node.kill(ref)
+        assert node.lookup("slow") is None

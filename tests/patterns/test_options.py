@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import attrs
 import pytest
 import trio
 
@@ -287,5 +288,31 @@ def test_xpub_welcome_msg_must_be_bytes() -> None:
         trimq.SocketOptions(xpub_welcome_msg="hello")  # type: ignore[arg-type]
     opts = trimq.SocketOptions(xpub_welcome_msg=b"hello")
     with pytest.raises(TypeError, match="xpub_welcome_msg must be bytes"):
-        opts.update(xpub_welcome_msg="bye")
+        opts.replace(xpub_welcome_msg="bye")
     assert opts.xpub_welcome_msg == b"hello"
+
+
+async def test_sockets_with_the_same_options_share_them_until_one_changes() -> None:
+    async with trimq.Context() as ctx:
+        a = ctx.socket(trimq.PAIR, sndhwm=7, linger=0)
+        b = ctx.socket(trimq.PAIR, sndhwm=7, linger=0)
+        assert a.options is b.options
+        a.set_options(sndhwm=9)
+        assert (a.options.sndhwm, b.options.sndhwm) == (9, 7)
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            b.options.sndhwm = 1  # type: ignore[misc]
+        with pytest.raises(ValueError, match="sndhwm must be >= 0"):
+            a.set_options(sndhwm=-1)
+        assert a.options.sndhwm == 9
+
+
+async def test_secret_options_are_not_kept_for_sharing() -> None:
+    _public, secret = trimq.curve_keypair()
+    async with trimq.Context() as ctx:
+        a = ctx.socket(trimq.REP, curve_server=True, curve_secretkey=secret, linger=0)
+        b = ctx.socket(trimq.REP, curve_server=True, curve_secretkey=secret, linger=0)
+        assert a.options == b.options
+        assert a.options is not b.options
+        # An unhashable value works too, unshared.
+        c = ctx.socket(trimq.REP, routing_id=bytearray(b"r"), linger=0)  # type: ignore[arg-type]
+        assert c.options.routing_id == b"r"

@@ -219,4 +219,4 @@ async def test_a_sender_that_never_receives_keeps_no_state_for_gone_peers() -> N
                     assert await pull.recv() == b"%d" % round_
                     await pull.aclose()
                     await events.wait_for(trimq.EventType.DISCONNECTED)
-            assert push.unflushed == []
+            assert not push.unflushed

@@ -8,7 +8,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, nullcontext
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import trio
 
@@ -94,6 +94,66 @@ class Timer:
         return self._scope.cancel_called
 
 
+class _Flag:
+    """A one-shot event that costs no trio.Event (and its set of tasks) until
+    somebody waits for it: a node has two per actor, and most are never awaited."""
+
+    __slots__ = ("_event", "_set")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._event: trio.Event | None = None
+
+    def set(self) -> None:
+        self._set = True
+        if self._event is not None:
+            self._event.set()
+
+    def is_set(self) -> bool:
+        return self._set
+
+    async def wait(self) -> None:
+        if self._event is None:
+            self._event = trio.Event()
+            if self._set:
+                self._event.set()
+        await self._event.wait()
+
+
+# Shared stand-in for an empty set of names, replaced by a real set on the
+# first add (see _added): most actors never monitor, link or subscribe.
+# A frozenset, so a forgotten replacement fails loudly instead of being shared.
+_NO_NAMES: set[str] = cast("set[str]", frozenset())
+
+
+def _added(names: set[str], name: str) -> set[str]:
+    if names is _NO_NAMES:
+        names = set()
+    names.add(name)
+    return names
+
+
+def _discard(names: set[str], name: str) -> None:
+    if name in names:
+        names.discard(name)
+
+
+class _Start:
+    """How a spawn learns that the actor's first ``on_start`` is over."""
+
+    __slots__ = ("done", "error")
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.error: BaseException | None = None
+
+
+def _answer(starting: list[_Start], error: BaseException | None) -> None:
+    start = starting.pop()
+    start.error = error
+    start.done.set()
+
+
 class _Crashed(Exception):
     """Internal: a handler raised; the actor ends."""
 
@@ -107,17 +167,19 @@ class _Cell:
 
     __slots__ = (
         "actor",
+        "args",
         "busy",
         "children",
+        "cls",
         "decision",
         "decision_value",
         "done",
-        "factory",
         "handlers",
         "inbox",
         "incarnation_done",
         "interrupt",
         "killed",
+        "kwargs",
         "link_error",
         "links",
         "outbox",
@@ -138,7 +200,9 @@ class _Cell:
     def __init__(
         self,
         ref: ActorRef,
-        factory: Callable[[], Actor],
+        cls: type[Actor],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
         first: Actor,
         inbox: Socket,
         outbox: Socket,
@@ -146,15 +210,19 @@ class _Cell:
         shutdown: float,
     ) -> None:
         self.ref = ref
-        self.factory = factory  # makes a fresh instance, for each restart
+        # What each restart makes a fresh instance from (fields, not a closure:
+        # a closure is seven objects for the garbage collector to walk).
+        self.cls = cls
+        self.args = args
+        self.kwargs = kwargs
         self.inbox = inbox  # the actor's end of the mailbox
         self.outbox = outbox  # the end every local sender shares
         self.supervisor = supervisor
         self.shutdown = shutdown  # seconds a supervisor's stop may take before a kill
         self.children: list[str] = []  # names of the actors it supervises, in start order
-        self.done = trio.Event()  # the cell has ended for good
-        self.watching: set[str] = set()  # names of the actors this one monitors
-        self.topics: set[str] = set()  # event-bus prefixes it subscribed to
+        self.done = _Flag()  # the cell has ended for good
+        self.watching = _NO_NAMES  # names of the actors this one monitors
+        self.topics = _NO_NAMES  # event-bus prefixes it subscribed to
         # Timer tasks run in the node's nursery; each incarnation cancels its own
         # (a nursery per actor would cost more than all its timers usually do).
         self.timers: list[Timer] | None = None
@@ -170,9 +238,9 @@ class _Cell:
         self.actor = actor
         self.handlers = handler_names(type(actor))
         self.scope = trio.CancelScope()
-        self.stop_scope = trio.CancelScope()  # around on_stop
-        self.incarnation_done = trio.Event()
-        self.links: set[str] = set()  # actors whose abnormal end ends this incarnation
+        self.stop_scope: trio.CancelScope | None = None  # around on_stop, once it runs
+        self.incarnation_done = _Flag()
+        self.links = _NO_NAMES  # actors whose abnormal end ends this incarnation
         self.link_error: LinkedActorError | None = None
         self.busy = False  # inside a handler
         self.interrupt = False  # end after the current handler (a shutdown)
@@ -183,7 +251,8 @@ class _Cell:
         """Cancel the current incarnation, its handler and ``on_stop`` included."""
         self.killed = True
         self.scope.cancel()
-        self.stop_scope.cancel()
+        if self.stop_scope is not None:
+            self.stop_scope.cancel()
 
 
 async def _call_hook(hook: Any) -> None:
@@ -261,14 +330,7 @@ class Node:
         elif name in self._cells:
             raise ValueError(f"an actor named {name!r} already runs on node {self.name!r}")
         ref = ActorRef(self.name, name)
-
-        def factory() -> Actor:
-            actor = cls(*args, **kwargs)
-            actor.ref = ref
-            actor.node = self
-            return actor
-
-        first = factory()  # a failing __init__ raises here, before any socket exists
+        first = self._make(cls, ref, args, kwargs)  # a failing __init__ raises before any socket
         # The mailbox holds mailbox_size messages in all: the inproc pipe's
         # limit is the sender's sndhwm plus the receiver's rcvhwm.
         send_hwm, recv_hwm = (1, mailbox_size - 1) if mailbox_size else (0, 0)
@@ -277,16 +339,30 @@ class Node:
         endpoint = f"inproc://trimq.actors/{self.name}/{name}"
         await inbox.bind(endpoint)
         await outbox.connect(endpoint)
-        cell = _Cell(ref, factory, first, inbox, outbox, supervisor, shutdown)
+        cell = _Cell(ref, cls, args, kwargs, first, inbox, outbox, supervisor, shutdown)
         self._cells[name] = cell
         if supervisor is not None and supervisor.name in self._cells:
             self._cells[supervisor.name].children.append(name)
+        # start_soon and an event rather than nursery.start(), whose temporary
+        # nursery costs more than the rest of a spawn.
+        start = _Start()
+        self._nursery.start_soon(self._run, cell, start)
         try:
-            await self._nursery.start(self._run, cell)
+            await start.done.wait()
         except BaseException:
-            self._close(cell)
+            cell.kill_now()  # cancelled while it starts: it must not outlive spawn()
             raise
+        if start.error is not None:
+            raise start.error
         return ref
+
+    def _make(
+        self, cls: type[Actor], ref: ActorRef, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Actor:
+        actor = cls(*args, **kwargs)
+        actor.ref = ref
+        actor.node = self
+        return actor
 
     def lookup(self, name: str) -> ActorRef | None:
         """The reference of the actor named ``name`` on this node, or ``None``."""
@@ -490,17 +566,20 @@ class Node:
 
     # ------------------------------------------------------------------ the actor task
 
-    async def _run(self, cell: _Cell, task_status: trio.TaskStatus[None]) -> None:
+    async def _run(self, cell: _Cell, start: _Start) -> None:
         # One task per cell, through every incarnation.
+        starting = [start]  # emptied once spawn() is answered
+        del start  # so that an idle actor keeps nothing of its spawn
         try:
-            reason = await self._incarnation(cell, task_status)
-            while cell.supervisor is not None and not self._closing:
+            # None: its first on_start failed, and spawn() raised the error.
+            reason = await self._incarnation(cell, starting)
+            while reason is not None and cell.supervisor is not None and not self._closing:
                 if not cell.suspended:
                     self._tell_supervisor(cell, reason)
                 if await self._verdict(cell) != "restart":
                     break
                 try:
-                    cell.begin(cell.factory())
+                    cell.begin(self._make(cell.cls, cell.ref, cell.args, cell.kwargs))
                 except Exception as exc:  # a failing constructor is a failed restart
                     log.warning("actor %r could not be rebuilt: %r", cell.ref.name, exc)
                     reason = ExitReason("crashed", exc)
@@ -511,6 +590,10 @@ class Node:
         finally:
             self._close(cell)
             cell.done.set()
+            if starting:  # killed, or the node cancelled, during its first on_start
+                _answer(
+                    starting, ActorStoppedError(f"actor {cell.ref.name!r} stopped while starting")
+                )
 
     async def _verdict(self, cell: _Cell) -> str:
         if cell.decision is None:
@@ -527,10 +610,10 @@ class Node:
             return
         self._post_later(parent, _Call("on_child_exit", (cell.ref, reason), {}, None))
 
-    async def _incarnation(
-        self, cell: _Cell, task_status: trio.TaskStatus[None] | None
-    ) -> ExitReason:
-        # Run one instance from on_start to on_stop; report how it ended.
+    async def _incarnation(self, cell: _Cell, starting: list[_Start] | None) -> ExitReason | None:
+        # Run one instance from on_start to on_stop; report how it ended (None:
+        # a first on_start failed, and spawn() raises its error). ``starting``
+        # holds the spawn() to answer, for a first incarnation.
         actor = cell.actor
         crash: Exception | None = None
         try:
@@ -541,14 +624,13 @@ class Node:
                 except Exception as exc:
                     # A first start raises below, unwrapped, into spawn().
                     crash = exc
-                    if task_status is None:
+                    if not starting:
                         log.warning("actor %r failed to restart: %r", cell.ref.name, exc)
                 finally:
                     self._restart_over(cell)
                 if crash is None:
-                    if task_status is not None:
-                        task_status.started()
-                        task_status = None
+                    if starting:
+                        _answer(starting, None)
                     crash = await self._serve(cell)
             # However it ended (stop, crash, kill, a failed start): no more timers,
             # no answer for an ask in flight, and its monitors and subscriptions
@@ -559,17 +641,16 @@ class Node:
             self._drop_topics(cell)
             if cell.supervisor is None or self._closing:
                 self._close(cell)  # no restart can follow: refuse messages from now on
-            if task_status is not None and crash is not None:
+            if starting and crash is not None:
                 await self._end_children(cell)  # those a failing on_start did start
-                raise crash
+                _answer(starting, crash)
+                return None
             if cell.killed:
                 reason = ExitReason("killed")
             else:
                 crash = cell.link_error or crash
                 reason = ExitReason("crashed", crash) if crash else ExitReason("stopped")
-                with cell.stop_scope:
-                    if self._closing:
-                        cell.stop_scope.shield = True
+                with trio.CancelScope(shield=self._closing) as cell.stop_scope:
                     try:
                         await _call_hook(actor.on_stop)
                     except Exception:
@@ -698,21 +779,21 @@ class Node:
         if target.node != self.name or target.name not in self._cells:
             self._post_down(cell, target, ExitReason("not running"))
             return
-        cell.watching.add(target.name)
+        cell.watching = _added(cell.watching, target.name)
         self._watchers.setdefault(target.name, set()).add(watcher)
 
     def demonitor(self, watcher: ActorRef, target: ActorRef) -> None:
         """Stop telling ``watcher`` about ``target`` (a notice already sent stays queued)."""
         cell = self._cells.get(watcher.name)
         if cell is not None:
-            cell.watching.discard(target.name)
+            _discard(cell.watching, target.name)
         self._watchers.get(target.name, set()).discard(watcher)
 
     def _notify_down(self, ref: ActorRef, reason: ExitReason, watchers: set[ActorRef]) -> None:
         for watcher in watchers:
             cell = self._cells.get(watcher.name)
             if cell is not None:
-                cell.watching.discard(ref.name)
+                _discard(cell.watching, ref.name)
                 self._post_down(cell, ref, reason)
 
     def _post_down(self, cell: _Cell, ref: ActorRef, reason: ExitReason) -> None:
@@ -741,15 +822,15 @@ class Node:
         """
         first, second = self._cell(a), self._cell(b)
         if first is not second:
-            first.links.add(second.ref.name)
-            second.links.add(first.ref.name)
+            first.links = _added(first.links, second.ref.name)
+            second.links = _added(second.links, first.ref.name)
 
     def unlink(self, a: ActorRef, b: ActorRef) -> None:
         """Undo :meth:`link` (nothing happens if they were not linked)."""
         for one, other in ((a, b), (b, a)):
             cell = self._cells.get(one.name)
             if cell is not None:
-                cell.links.discard(other.name)
+                _discard(cell.links, other.name)
 
     def _break_links(self, cell: _Cell, reason: ExitReason) -> None:
         # A crash or kill takes linked incarnations down with it (they crash,
@@ -758,11 +839,11 @@ class Node:
             other = self._cells.get(name)
             if other is None or cell.ref.name not in other.links:
                 continue
-            other.links.discard(cell.ref.name)
+            _discard(other.links, cell.ref.name)
             if not reason.normal and other.link_error is None and not other.interrupt:
                 other.link_error = LinkedActorError(cell.ref, reason)
                 other.scope.cancel()
-        cell.links = set()
+        cell.links = _NO_NAMES
 
     # ------------------------------------------------------------------ event bus
 
@@ -786,13 +867,13 @@ class Node:
         if not names:
             sub.subscribe(prefix.encode())
         names.add(ref.name)
-        cell.topics.add(prefix)
+        cell.topics = _added(cell.topics, prefix)
 
     def unsubscribe(self, ref: ActorRef, prefix: str) -> None:
         """Stop delivering ``prefix`` events to ``ref``."""
         cell = self._cells.get(ref.name)
         if cell is not None:
-            cell.topics.discard(prefix)
+            _discard(cell.topics, prefix)
         names = self._subscribers.get(prefix)
         if names is None:
             return

@@ -28,6 +28,9 @@ _CLASSES: dict[SocketType, type[Socket]] = {
     for cls in (Pair, Pub, Sub, Req, Rep, Dealer, Router, Pull, Push, XPub, XSub)
 }
 
+_MAX_OPTION_SETS = 64
+_SECRETS = frozenset({"curve_secretkey", "plain_password"})
+
 
 class Context:
     """Owns sockets and the tasks that serve their connections.
@@ -45,6 +48,9 @@ class Context:
         self._inproc = InprocRegistry()
         self._zap = ZapClient(self)
         self._closed = False
+        # Validated option sets, shared by the sockets that ask for the same
+        # ones (options are immutable): validation is most of a socket's cost.
+        self._option_sets: dict[tuple[tuple[str, Any], ...], SocketOptions] = {}
 
     def socket(self, socket_type: SocketType | int, **options: Any) -> Socket:
         """Create a socket of ``socket_type`` (e.g. ``trimq.PUSH``) with libzmq-named options.
@@ -62,10 +68,26 @@ class Context:
             cls = _CLASSES[SocketType(socket_type)]
         except ValueError:
             raise ValueError(f"unknown socket type {socket_type!r}") from None
-        check_names(options)
-        sock = cls(self, SocketOptions(**options))
+        sock = cls(self, self._options_for(options))
         self._sockets.add(sock)
         return sock
+
+    def _options_for(self, options: dict[str, Any]) -> SocketOptions:
+        key = tuple(options.items())
+        try:
+            return self._option_sets[key]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable value (a bytearray key): no sharing
+            check_names(options)
+            return SocketOptions(**options)
+        check_names(options)
+        made = SocketOptions(**options)
+        if len(self._option_sets) >= _MAX_OPTION_SETS:
+            self._option_sets.clear()
+        if not _SECRETS.intersection(options):  # no secrets outlive their sockets
+            self._option_sets[key] = made
+        return made
 
     def _spawn_system_task(self, fn: Callable[[], Awaitable[None]]) -> None:
         if self._nursery is None:

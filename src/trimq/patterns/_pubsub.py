@@ -56,6 +56,7 @@ class Pub(Socket):
         items = q.items
         while items:
             self._upstream(pipe, items.popleft())
+        q.release()
         q.notify_space()
 
     def _upstream(self, pipe: Pipe, msg: Frames) -> None:
@@ -179,7 +180,7 @@ class XSub(Socket):
 
     def _xhiccup(self, pipe: Pipe) -> None:
         # Whatever was queued while disconnected is replaced by the full set.
-        pipe.outq.items.clear()
+        pipe.outq.clear()
         self._xattach(pipe)
 
     def _send_upstream(self, msg: Frames) -> None:

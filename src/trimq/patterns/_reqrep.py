@@ -94,7 +94,7 @@ class Req(Socket):
     def _discard_input(self, pipe: Pipe) -> None:
         q = pipe.inq
         self._dropped += len(q.items)
-        q.items.clear()
+        q.clear()
         q.notify_space()
 
 

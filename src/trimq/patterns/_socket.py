@@ -6,13 +6,12 @@ libzmq's socket types override ``xsend``/``xrecv``/``xattach_pipe``.
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 from collections import deque
 from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Final, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Self, cast
 
 import attrs
 import trio
@@ -22,6 +21,7 @@ from .._monitor import EventType, Monitor, MonitorEvent
 from .._options import SocketOptions
 from .._peer import Message, Peer
 from ..transport import (
+    NO_ITEMS,
     Listener,
     MsgQueue,
     Pipe,
@@ -55,6 +55,8 @@ _CONFLATING_TYPES = frozenset(
 # Never mutated: code replaces them with a fresh list before adding to one.
 _NO_FRAMES: Final[list[bytes]] = []
 _NO_MONITORS: Final[list[Monitor]] = []
+_NO_PIPES: Final = cast("deque[Pipe]", ())
+_NO_FLUSHES: Final = cast("list[Callable[[], None]]", ())
 # Socket types that never look inside the frames they send (see send_object).
 _OBJECT_SENDERS = frozenset({SocketType.PAIR, SocketType.PUSH, SocketType.DEALER})
 _OBJECT_PUBLISHERS = frozenset({SocketType.PUB, SocketType.XPUB})
@@ -124,10 +126,11 @@ class Socket:
         self._ctx = context
         self._options = options
         self.pipes: list[Pipe] = []
-        self._ready: deque[Pipe] = deque()
+        # Made on first use and dropped when empty, like inproc queues (MsgQueue.lazy).
+        self._ready: deque[Pipe] = _NO_PIPES
         self._recv_waiters = Waiters()
         self._send_waiters = Waiters()
-        self._idle = Waiters()
+        self._idle: Waiters | None = None  # made when somebody waits (linger)
         self._endpoints: dict[str, list[_EndpointHandle]] = {}
         self._monitors: list[Monitor] = _NO_MONITORS
         self._closed = False
@@ -137,8 +140,9 @@ class Socket:
         # costs 760 bytes (actors make sockets by the hundred thousand).
         self._rx_partial: list[bytes] = _NO_FRAMES
         self._lb_next = 0
-        #: Connections with messages their writer task has not picked up yet.
-        self.unflushed: list[Callable[[], None]] = []
+        #: Connections with messages their writer task has not picked up yet
+        #: (a shared empty stand-in until there are some; see defer_flush).
+        self.unflushed: list[Callable[[], None]] = _NO_FLUSHES
         self.last_endpoint = ""
         self._security: Security | None = None  # made by the first tcp/ipc connection
         self._sent = self._received = self._dropped = self._protocol_errors = 0
@@ -168,12 +172,29 @@ class Socket:
 
     def set_options(self, **options: Any) -> None:
         """Change options by their libzmq names, e.g. ``sock.set_options(sndhwm=10)``."""
-        self._options.update(**options)
+        self._options = self._options.replace(**options)
 
     @property
     def idle_waiters(self) -> Waiters:
         """Woken when a connection goes idle or a pipe ends (the transport layer uses it)."""
+        if self._idle is None:
+            self._idle = Waiters()
         return self._idle
+
+    def defer_flush(self, flush: Callable[[], None]) -> None:
+        """Have ``flush`` called before a task of this socket blocks (see PipeOwner)."""
+        if self.unflushed is _NO_FLUSHES:
+            self.unflushed = []
+        self.unflushed.append(flush)
+
+    def cancel_flush(self, flush: Callable[[], None]) -> None:
+        """Undo :meth:`defer_flush` for a ``flush`` not called yet."""
+        if flush in self.unflushed:
+            self.unflushed.remove(flush)
+
+    def pipe_readable(self, pipe: Pipe) -> None:
+        """``pipe`` has input (called through ``Pipe.notify_readable``)."""
+        self._xreadable(pipe)
 
     def statistics(self) -> SocketStatistics:
         """Counters, as in trio's ``statistics()`` methods."""
@@ -225,7 +246,8 @@ class Socket:
         if self._closed or not self._xattach(pipe):
             return False
         self.pipes.append(pipe)
-        pipe.inq.on_readable = functools.partial(self._xreadable, pipe)
+        pipe.owner = self
+        pipe.inq.on_readable = pipe.notify_readable
         pipe.outq.on_writable = self._send_waiters.wake
         if pipe.inq.items:
             self._xreadable(pipe)
@@ -283,11 +305,12 @@ class Socket:
             self._xdetach(pipe)
         if not pipe.inproc:
             # An inproc outq is the peer's inq: what is in it is already delivered.
-            pipe.outq.items.clear()
+            pipe.outq.clear()
         terminate = pipe.on_terminate
         pipe.on_terminate = lambda: None
         terminate()
-        self._idle.wake()
+        if self._idle is not None:
+            self._idle.wake()
         self._send_waiters.wake()
         self._recv_waiters.wake()
 
@@ -306,6 +329,8 @@ class Socket:
         # Fair queueing: a pipe with input joins the ready ring once.
         if not pipe.in_ready:
             pipe.in_ready = True
+            if self._ready is _NO_PIPES:
+                self._ready = deque()
             self._ready.append(pipe)
         self._recv_waiters.wake()
 
@@ -330,17 +355,21 @@ class Socket:
             items = q.items
             if items:
                 msg = items.popleft()
-                if q.writer_waiting:
-                    q.notify_space()
                 if not items:
+                    q.release()
                     ready.popleft()
                     pipe.in_ready = False
+                    if not ready:
+                        self._ready = _NO_PIPES
                 elif len(ready) > 1:
                     ready.rotate(-1)
+                if q.writer_waiting:  # last: waking the writer may refill the queue
+                    q.notify_space()
                 self._fq_pipe = pipe
                 return msg
             ready.popleft()
             pipe.in_ready = False
+        self._ready = _NO_PIPES
         return None
 
     def _lb_pipe(self) -> Pipe | None:
@@ -366,6 +395,8 @@ class Socket:
             q = pipes[0].outq
             items = q.items
             if not q.hwm or len(items) < q.hwm:
+                if items is NO_ITEMS:
+                    items = q.items = deque()
                 items.append(msg)
                 if len(items) == 1:
                     q.on_readable()
@@ -608,7 +639,7 @@ class Socket:
     def _flush(self) -> None:
         # About to block: send what we queued now rather than a scheduling hop
         # later (a REQ's request, a REP's reply), which is most of a round trip.
-        flushes, self.unflushed = self.unflushed, []
+        flushes, self.unflushed = self.unflushed, _NO_FLUSHES
         for flush in flushes:
             flush()
 
@@ -831,7 +862,7 @@ class Socket:
             timeout = math.inf if linger < 0 else linger / 1000
             with trio.move_on_after(timeout):
                 while self._unflushed():
-                    await self._idle.wait()
+                    await self.idle_waiters.wait()
         self._close_now()
         await trio.lowlevel.checkpoint()
 

@@ -183,7 +183,7 @@ class Engine:
             pipe.wait_input = None
             if self.flush_listed:  # a socket that never blocks in recv never drains it
                 self.flush_listed = False
-                self.owner.unflushed.remove(self.flush_now)
+                self.owner.cancel_flush(self.flush_now)
             if self.dupfd >= 0:
                 trio.lowlevel.notify_closing(self.dupfd)
                 os.close(self.dupfd)
@@ -204,7 +204,7 @@ class Engine:
         self.writer_wake.wake()
         if not self.flush_listed and self.fd >= 0:
             self.flush_listed = True
-            self.owner.unflushed.append(self.flush_now)
+            self.owner.defer_flush(self.flush_now)
 
     def flush_now(self) -> None:
         """Write queued messages from the calling task, without blocking.
@@ -277,7 +277,7 @@ class Engine:
 
     def _deliver(self, pipe: Pipe, events: Sequence[Event]) -> None:
         inq = pipe.inq
-        items = inq.items
+        items = inq.writable()
         was_empty = not items
         for event in events:
             if isinstance(event, list):
@@ -291,9 +291,9 @@ class Engine:
         # Subscriptions travel to the socket as 0x01/0x00 messages, the form libzmq
         # shows XPUB applications, so inproc and tcp look the same to PUB/XPUB.
         if isinstance(event, Subscribe):
-            pipe.inq.items.append([b"\x01" + event.topic])
+            pipe.inq.writable().append([b"\x01" + event.topic])
         elif isinstance(event, CancelEvent):
-            pipe.inq.items.append([b"\x00" + event.topic])
+            pipe.inq.writable().append([b"\x00" + event.topic])
         elif isinstance(event, Ping):
             self.peer_ttl = event.ttl if event.ttl > 0 else math.inf
             if event.ttl > 0:

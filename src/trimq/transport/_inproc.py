@@ -8,7 +8,10 @@ pipe at once and messages wait in it until somebody binds the name.
 from __future__ import annotations
 
 import errno
+import functools
 import logging
+import types
+from collections.abc import Mapping
 
 import attrs
 
@@ -121,9 +124,8 @@ class InprocRegistry:
     ) -> None:
         endpoint = far.endpoint
         mine.identity = binder.options.routing_id
-        # inproc has no handshake and no security: both ends are this process.
-        mine.peer = Peer("inproc", routing_id=mine.identity, socket_type=binder.socket_type)
-        far.peer = Peer("inproc", routing_id=far.identity, socket_type=connector.socket_type)
+        mine.peer = _inproc_peer(mine.identity, binder.socket_type)
+        far.peer = _inproc_peer(far.identity, connector.socket_type)
         if not attached and not connector.attach_pipe(mine):
             mine.alive = False
             return
@@ -131,12 +133,22 @@ class InprocRegistry:
             connector.detach_pipe(mine)
             return
         # Either side going away ends the other's pipe too.
-        far.on_terminate = lambda: connector.detach_pipe(mine)
-        mine.on_terminate = lambda: binder.detach_pipe(far)
+        far.on_terminate = mine.detach
+        mine.on_terminate = far.detach
         binder.emit(EventType.ACCEPTED, endpoint)
         binder.emit(EventType.HANDSHAKE_SUCCEEDED, endpoint)
         connector.emit(EventType.CONNECTED, endpoint)
         connector.emit(EventType.HANDSHAKE_SUCCEEDED, endpoint)
+
+
+@functools.lru_cache(maxsize=256)
+def _inproc_peer(routing_id: bytes, socket_type: SocketType) -> Peer:
+    # inproc has no handshake and no security: both ends are this process. Peers
+    # are immutable, so equal ones are shared (mailboxes come by the hundred thousand).
+    return Peer("inproc", routing_id=routing_id, socket_type=socket_type, metadata=_NO_METADATA)
+
+
+_NO_METADATA: Mapping[str, bytes] = types.MappingProxyType({})
 
 
 def _mismatch(ours: SocketType, theirs: SocketType) -> str:

@@ -36,10 +36,14 @@ class PipeOwner(Protocol):
         (for lockstep sockets, which never send bursts)."""
         ...
 
-    @property
-    def unflushed(self) -> list[Callable[[], None]]:
-        """Connections' ``flush_now`` callbacks, run before a task of the socket blocks."""
-        ...
+    def defer_flush(self, flush: Callable[[], None]) -> None:
+        """Call ``flush`` (a connection's ``flush_now``) before a task of the socket blocks."""
+
+    def cancel_flush(self, flush: Callable[[], None]) -> None:
+        """Forget a ``flush`` passed to :meth:`defer_flush` and not called yet."""
+
+    def pipe_readable(self, pipe: Pipe) -> None:
+        """``pipe.inq`` went from empty to non-empty."""
 
     @property
     def idle_waiters(self) -> Waiters:

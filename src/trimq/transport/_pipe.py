@@ -16,15 +16,21 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import trio
 
 if TYPE_CHECKING:
     from .._peer import Peer
     from ..zmtp import Frames
+    from ._owner import PipeOwner
 
 __all__ = ["MsgQueue", "Pipe", "Waiters", "inproc_pipe_pair", "noop"]
+
+
+#: What a lazy queue holds while empty: a tuple, so a write that bypasses
+#: :meth:`MsgQueue.writable` fails loudly instead of going nowhere.
+NO_ITEMS = cast("deque[Frames]", ())
 
 
 def noop() -> None:
@@ -36,12 +42,21 @@ class MsgQueue:
     """A deque of messages with a high-water mark and edge callbacks.
 
     ``hwm == 0`` means unbounded. ``conflate`` keeps only the newest message.
+
+    A ``lazy`` queue makes its deque on the first write and gives it up when a
+    reader drains it (see :meth:`release`): an empty deque costs 760 bytes, and
+    a node keeps two inproc queues per actor, mostly empty. Only queues whose
+    ``items`` nobody keeps a reference to may be lazy: inproc ones (an engine's
+    writer task holds its tcp queue's deque).
     """
 
-    __slots__ = ("hwm", "items", "on_readable", "on_writable", "writer_waiting")
+    __slots__ = ("hwm", "items", "lazy", "on_readable", "on_writable", "writer_waiting")
 
-    def __init__(self, hwm: int, *, conflate: bool = False) -> None:
-        self.items: deque[Frames] = deque(maxlen=1) if conflate else deque()
+    def __init__(self, hwm: int, *, conflate: bool = False, lazy: bool = False) -> None:
+        self.lazy = lazy and not conflate
+        self.items: deque[Frames] = (
+            deque(maxlen=1) if conflate else NO_ITEMS if self.lazy else deque()
+        )
         self.hwm = 0 if conflate else hwm
         #: Called when the queue goes from empty to non-empty.
         self.on_readable: Callable[[], None] = noop
@@ -53,6 +68,25 @@ class MsgQueue:
         """From now on keep only the newest message."""
         self.items = deque(self.items, maxlen=1)
         self.hwm = 0
+        self.lazy = False
+
+    def writable(self) -> deque[Frames]:
+        """``items``, made first if the queue is lazy and empty (for writers that append)."""
+        items = self.items
+        if items is NO_ITEMS:
+            items = self.items = deque()
+        return items
+
+    def release(self) -> None:
+        """A reader emptied the queue: a lazy one gives its deque up."""
+        if self.lazy:
+            self.items = NO_ITEMS
+
+    def clear(self) -> None:
+        """Drop every queued message."""
+        if self.items:
+            self.items.clear()
+            self.release()
 
     def full(self) -> bool:
         """True if a writer must wait (or drop) before adding another message."""
@@ -61,6 +95,8 @@ class MsgQueue:
     def put(self, msg: Frames) -> None:
         """Append without checking the HWM (callers check :meth:`full` first)."""
         items = self.items
+        if items is NO_ITEMS:
+            items = self.items = deque()
         items.append(msg)
         if len(items) == 1:
             self.on_readable()
@@ -103,6 +139,7 @@ class Pipe:
         "inq",
         "on_terminate",
         "outq",
+        "owner",
         "peer",
         "peer_address",
         "state",
@@ -130,6 +167,22 @@ class Pipe:
         #: Set by an engine that lets a task blocked in ``recv`` wait for the
         #: connection itself (see ``Engine.wait_input``); None otherwise.
         self.wait_input: Callable[[Waiters], Awaitable[None]] | None = None
+        #: The socket it is attached to, once attached.
+        self.owner: PipeOwner | None = None
+
+    def notify_readable(self) -> None:
+        """Tell the owning socket that ``inq`` has input (``inq.on_readable``).
+
+        A method rather than a partial: one object per pipe instead of three,
+        which the garbage collector keeps walking for as long as the pipe lives.
+        """
+        assert self.owner is not None
+        self.owner.pipe_readable(self)
+
+    def detach(self) -> None:
+        """Detach this pipe from its socket (the far end's ``on_terminate``, on inproc)."""
+        if self.owner is not None:
+            self.owner.detach_pipe(self)
 
     def __repr__(self) -> str:
         return f"<Pipe {self.endpoint} peer={self.peer_address or self.identity!r}>"
@@ -139,37 +192,47 @@ def inproc_pipe_pair(
     a_to_b_hwm: int, b_to_a_hwm: int, endpoint: str, *, conflate: bool = False
 ) -> tuple[Pipe, Pipe]:
     """Two pipes sharing their queues crosswise: A's ``outq`` is B's ``inq``."""
-    ab = MsgQueue(a_to_b_hwm, conflate=conflate)
-    ba = MsgQueue(b_to_a_hwm, conflate=conflate)
+    ab = MsgQueue(a_to_b_hwm, conflate=conflate, lazy=True)
+    ba = MsgQueue(b_to_a_hwm, conflate=conflate, lazy=True)
     a, b = Pipe(ba, ab, endpoint), Pipe(ab, ba, endpoint)
     a.inproc = b.inproc = True
     return a, b
 
 
 class Waiters:
-    """Tasks parked until a condition may have changed (a thin ParkingLot wrapper
-    that skips the unpark call when nobody waits, which is the common case).
+    """Tasks parked until a condition may have changed.
+
+    Like trio's ParkingLot, but built on ``wait_task_rescheduled`` directly:
+    nothing is allocated until a task waits, and an idle socket's waiting task
+    holds one list rather than a lot, its dict and a frame (actors make
+    sockets by the hundred thousand).
 
     A task that waits for something else at the same time (a socket becoming
     readable) registers a callback instead, which the next :meth:`wake` calls.
     """
 
-    __slots__ = ("_lot", "_wakers")
+    __slots__ = ("_tasks", "_wakers")
 
     def __init__(self) -> None:
-        # Both made on first use: most Waiters never see a waiter, and a socket
-        # has several (actors make sockets by the hundred thousand).
-        self._lot: trio.lowlevel.ParkingLot | None = None
+        self._tasks: list[trio.lowlevel.Task] | None = None
         self._wakers: list[Callable[[], None]] | None = None
 
     def __bool__(self) -> bool:
-        return bool(self._lot) or bool(self._wakers)
+        return bool(self._tasks) or bool(self._wakers)
 
     async def wait(self) -> None:
         """Park until :meth:`wake` (or cancellation)."""
-        if self._lot is None:
-            self._lot = trio.lowlevel.ParkingLot()
-        await self._lot.park()
+        task = trio.lowlevel.current_task()
+        tasks = self._tasks
+        if tasks is None:
+            tasks = self._tasks = []
+        tasks.append(task)
+
+        def abort(_: Any) -> trio.lowlevel.Abort:
+            tasks.remove(task)  # still parked, so still listed: wake() empties the list
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
 
     def add_waker(self, waker: Callable[[], None]) -> None:
         """Call ``waker`` at the next :meth:`wake`."""
@@ -183,9 +246,12 @@ class Waiters:
             self._wakers.remove(waker)
 
     def wake(self) -> None:
-        """Wake every parked task."""
-        if self._lot:
-            self._lot.unpark_all()
+        """Wake every parked task, and call every waker."""
+        tasks = self._tasks
+        if tasks:
+            for task in tasks:
+                trio.lowlevel.reschedule(task)
+            tasks.clear()
         if self._wakers:
             wakers, self._wakers = self._wakers, []
             for waker in wakers:
