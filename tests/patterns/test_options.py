@@ -314,5 +314,5 @@ async def test_secret_options_are_not_kept_for_sharing() -> None:
         assert a.options == b.options
         assert a.options is not b.options
         # An unhashable value works too, unshared.
-        c = ctx.socket(trimq.REP, routing_id=bytearray(b"r"), linger=0)  # type: ignore[arg-type]
+        c = ctx.socket(trimq.REP, routing_id=bytearray(b"r"), linger=0)
         assert c.options.routing_id == b"r"
