@@ -171,3 +171,31 @@ async def test_refused_tcp_pair_gets_in_once_the_first_leaves() -> None:
                 await events.wait_for(trimq.EventType.HANDSHAKE_SUCCEEDED)
             await server.send(b"your turn")
             assert await second.recv() == b"your turn"
+
+
+async def test_context_pipe_is_a_connected_pair_at_once() -> None:
+    with trio.fail_after(TIMEOUT):
+        async with trimq.Context() as ctx:
+            inbox, outbox = ctx.pipe(sndhwm=1, rcvhwm=2, linger=0)
+            assert inbox.socket_type is outbox.socket_type is trimq.PAIR
+            assert inbox.last_endpoint.startswith("inproc://trimq.pipe/")
+            for n in range(3):  # the sender's sndhwm plus the receiver's rcvhwm
+                outbox.send_nowait(b"%d" % n)
+            with pytest.raises(trio.WouldBlock):
+                outbox.send_nowait(b"full")
+            assert [await inbox.recv() for _ in range(3)] == [b"0", b"1", b"2"]
+            await inbox.send(b"back")
+            assert await outbox.recv() == b"back"
+            named, _ = ctx.pipe("inproc://mine")
+            assert named.last_endpoint == "inproc://mine"
+
+
+async def test_context_pipe_refuses_a_taken_name_and_other_transports() -> None:
+    async with trimq.Context() as ctx:
+        ctx.pipe("inproc://taken")
+        sockets = len(ctx._sockets)
+        with pytest.raises(OSError, match="already bound"):
+            ctx.pipe("inproc://taken")
+        assert len(ctx._sockets) == sockets  # the two new sockets were closed
+        with pytest.raises(trimq.InvalidEndpointError, match="inproc://"):
+            ctx.pipe("tcp://127.0.0.1:5555")

@@ -148,8 +148,9 @@ class _Start:
         self.error: BaseException | None = None
 
 
-def _answer(starting: list[_Start], error: BaseException | None) -> None:
-    start = starting.pop()
+def _answer(cell: _Cell, error: BaseException | None) -> None:
+    start, cell.start = cell.start, None  # an idle actor keeps nothing of its spawn
+    assert start is not None
     start.error = error
     start.done.set()
 
@@ -188,6 +189,7 @@ class _Cell:
         "restarted",
         "scope",
         "shutdown",
+        "start",
         "stop_scope",
         "supervisor",
         "suspended",
@@ -231,6 +233,7 @@ class _Cell:
         self.decision: trio.Event | None = None  # the supervisor's verdict, once awaited
         self.decision_value = ""
         self.restarted: trio.Event | None = None  # set once a restart's on_start is over
+        self.start: _Start | None = None  # the spawn() waiting for the first on_start
         self.begin(first)
 
     def begin(self, actor: Actor) -> None:
@@ -334,25 +337,27 @@ class Node:
         # The mailbox holds mailbox_size messages in all: the inproc pipe's
         # limit is the sender's sndhwm plus the receiver's rcvhwm.
         send_hwm, recv_hwm = (1, mailbox_size - 1) if mailbox_size else (0, 0)
-        inbox = self._context.socket(SocketType.PAIR, rcvhwm=recv_hwm, linger=0)
-        outbox = self._context.socket(SocketType.PAIR, sndhwm=send_hwm, linger=0)
-        endpoint = f"inproc://trimq.actors/{self.name}/{name}"
-        await inbox.bind(endpoint)
-        await outbox.connect(endpoint)
+        inbox, outbox = self._context.pipe(
+            f"inproc://trimq.actors/{self.name}/{name}", sndhwm=send_hwm, rcvhwm=recv_hwm, linger=0
+        )
         cell = _Cell(ref, cls, args, kwargs, first, inbox, outbox, supervisor, shutdown)
         self._cells[name] = cell
         if supervisor is not None and supervisor.name in self._cells:
             self._cells[supervisor.name].children.append(name)
         # start_soon and an event rather than nursery.start(), whose temporary
-        # nursery costs more than the rest of a spawn.
-        start = _Start()
-        self._nursery.start_soon(self._run, cell, start)
+        # nursery costs more than the rest of a spawn; and without on_start
+        # there is nothing to wait for: the task starts in this scheduling batch.
+        start = cell.start = None if cls.on_start is Actor.on_start else _Start()
+        self._nursery.start_soon(self._run, cell)
         try:
-            await start.done.wait()
+            if start is None:
+                await trio.lowlevel.checkpoint()
+            else:
+                await start.done.wait()
         except BaseException:
             cell.kill_now()  # cancelled while it starts: it must not outlive spawn()
             raise
-        if start.error is not None:
+        if start is not None and start.error is not None:
             raise start.error
         return ref
 
@@ -566,13 +571,11 @@ class Node:
 
     # ------------------------------------------------------------------ the actor task
 
-    async def _run(self, cell: _Cell, start: _Start) -> None:
+    async def _run(self, cell: _Cell) -> None:
         # One task per cell, through every incarnation.
-        starting = [start]  # emptied once spawn() is answered
-        del start  # so that an idle actor keeps nothing of its spawn
         try:
             # None: its first on_start failed, and spawn() raised the error.
-            reason = await self._incarnation(cell, starting)
+            reason = await self._incarnation(cell)
             while reason is not None and cell.supervisor is not None and not self._closing:
                 if not cell.suspended:
                     self._tell_supervisor(cell, reason)
@@ -586,14 +589,12 @@ class Node:
                     cell.suspended = False
                     self._restart_over(cell)
                     continue
-                reason = await self._incarnation(cell, None)
+                reason = await self._incarnation(cell)
         finally:
             self._close(cell)
             cell.done.set()
-            if starting:  # killed, or the node cancelled, during its first on_start
-                _answer(
-                    starting, ActorStoppedError(f"actor {cell.ref.name!r} stopped while starting")
-                )
+            if cell.start is not None:  # killed, or the node cancelled, during on_start
+                _answer(cell, ActorStoppedError(f"actor {cell.ref.name!r} stopped while starting"))
 
     async def _verdict(self, cell: _Cell) -> str:
         if cell.decision is None:
@@ -610,10 +611,9 @@ class Node:
             return
         self._post_later(parent, _Call("on_child_exit", (cell.ref, reason), {}, None))
 
-    async def _incarnation(self, cell: _Cell, starting: list[_Start] | None) -> ExitReason | None:
+    async def _incarnation(self, cell: _Cell) -> ExitReason | None:
         # Run one instance from on_start to on_stop; report how it ended (None:
-        # a first on_start failed, and spawn() raises its error). ``starting``
-        # holds the spawn() to answer, for a first incarnation.
+        # a first on_start failed, and spawn() raises its error).
         actor = cell.actor
         crash: Exception | None = None
         try:
@@ -624,13 +624,13 @@ class Node:
                 except Exception as exc:
                     # A first start raises below, unwrapped, into spawn().
                     crash = exc
-                    if not starting:
+                    if cell.start is None:
                         log.warning("actor %r failed to restart: %r", cell.ref.name, exc)
                 finally:
                     self._restart_over(cell)
                 if crash is None:
-                    if starting:
-                        _answer(starting, None)
+                    if cell.start is not None:
+                        _answer(cell, None)
                     crash = await self._serve(cell)
             # However it ended (stop, crash, kill, a failed start): no more timers,
             # no answer for an ask in flight, and its monitors and subscriptions
@@ -641,9 +641,9 @@ class Node:
             self._drop_topics(cell)
             if cell.supervisor is None or self._closing:
                 self._close(cell)  # no restart can follow: refuse messages from now on
-            if starting and crash is not None:
+            if cell.start is not None and crash is not None:
                 await self._end_children(cell)  # those a failing on_start did start
-                _answer(starting, crash)
+                _answer(cell, crash)
                 return None
             if cell.killed:
                 reason = ExitReason("killed")

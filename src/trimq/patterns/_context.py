@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Awaitable, Callable
 from types import TracebackType
@@ -9,8 +10,9 @@ from typing import Any
 
 import trio
 
+from .._errors import InvalidEndpointError
 from .._options import SocketOptions, check_names
-from ..transport import InprocRegistry
+from ..transport import InprocRegistry, parse_endpoint
 from ..zmtp import SocketType
 from ._pubsub import Pub, Sub, XPub, XSub
 from ._reqrep import Rep, Req
@@ -51,6 +53,7 @@ class Context:
         # Validated option sets, shared by the sockets that ask for the same
         # ones (options are immutable): validation is most of a socket's cost.
         self._option_sets: dict[tuple[tuple[str, Any], ...], SocketOptions] = {}
+        self._pipe_numbers = itertools.count(1)
 
     def socket(self, socket_type: SocketType | int, **options: Any) -> Socket:
         """Create a socket of ``socket_type`` (e.g. ``trimq.PUSH``) with libzmq-named options.
@@ -71,6 +74,47 @@ class Context:
         sock = cls(self, self._options_for(options))
         self._sockets.add(sock)
         return sock
+
+    def pipe(self, endpoint: str | None = None, **options: Any) -> tuple[Socket, Socket]:
+        """Two PAIR sockets connected over ``inproc://``, ready at once (CZMQ's
+        ``zsys_create_pipe``): the usual way to give a task a private channel.
+
+        Both get ``options``. The first is bound at ``endpoint`` (default: a
+        fresh ``inproc://trimq.pipe/<n>``), the second connected to it; no
+        checkpoint, since inproc needs no I/O. Each direction holds the
+        sender's ``sndhwm`` plus the receiver's ``rcvhwm`` messages, as libzmq
+        sizes inproc pipes.
+
+        Example::
+
+            inbox, outbox = ctx.pipe(linger=0)
+            await outbox.send(b"job")
+            assert await inbox.recv() == b"job"
+
+        Raises:
+            OSError: ``endpoint`` is already bound in this Context.
+            trimq.InvalidEndpointError: ``endpoint`` is not an ``inproc://`` endpoint.
+            TypeError, ValueError: as :meth:`socket`.
+
+        .. versionadded:: 0.1
+        """
+        if endpoint is None:
+            endpoint = f"inproc://trimq.pipe/{next(self._pipe_numbers)}"
+        ep = parse_endpoint(endpoint, for_bind=True)
+        if ep.transport != "inproc":
+            raise InvalidEndpointError(
+                f"Context.pipe() needs an inproc:// endpoint, got {endpoint}"
+            )
+        bound = self.socket(SocketType.PAIR, **options)
+        connected = self.socket(SocketType.PAIR, **options)
+        try:
+            bound._bind_inproc(endpoint, ep.path)
+        except BaseException:
+            bound._close_now()
+            connected._close_now()
+            raise
+        connected._connect_inproc(endpoint, ep.path)
+        return bound, connected
 
     def _options_for(self, options: dict[str, Any]) -> SocketOptions:
         key = tuple(options.items())

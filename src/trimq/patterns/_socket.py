@@ -764,20 +764,18 @@ class Socket:
         self._options.security()  # refuse inconsistent security options now, not per peer
         if ep.transport == "inproc":
             await trio.lowlevel.checkpoint()
-            self._ctx._inproc.bind(ep.path, self)
-            handle = _EndpointHandle("bind", endpoint, inproc_name=ep.path)
-            bound = endpoint
-        else:
-            try:
-                listener = await open_listener(
-                    ep, backlog=self._options.backlog, ipv6=self._options.ipv6
-                )
-            except OSError as exc:
-                self.emit(EventType.BIND_FAILED, endpoint, reason=str(exc))
-                raise OSError(exc.errno, f"cannot bind {endpoint}: {exc.strerror or exc}") from exc
-            bound = listener.endpoint
-            handle = _EndpointHandle("bind", bound, listener=listener)
-            self._spawn(handle, serve_listener, self, listener)
+            self._bind_inproc(endpoint, ep.path)
+            return endpoint
+        try:
+            listener = await open_listener(
+                ep, backlog=self._options.backlog, ipv6=self._options.ipv6
+            )
+        except OSError as exc:
+            self.emit(EventType.BIND_FAILED, endpoint, reason=str(exc))
+            raise OSError(exc.errno, f"cannot bind {endpoint}: {exc.strerror or exc}") from exc
+        bound = listener.endpoint
+        handle = _EndpointHandle("bind", bound, listener=listener)
+        self._spawn(handle, serve_listener, self, listener)
         self._endpoints.setdefault(bound, []).append(handle)
         if bound != endpoint:
             self._endpoints.setdefault(endpoint, []).append(handle)
@@ -795,15 +793,30 @@ class Socket:
         ep = parse_endpoint(endpoint)
         self._options.security()
         await trio.lowlevel.checkpoint()
-        handle = _EndpointHandle("connect", endpoint)
         if ep.transport == "inproc":
-            handle.pipe = self._ctx._inproc.connect(ep.path, self)
-        else:
-            pipe = None
-            if self.pipe_before_connect():
-                pipe = self.new_pipe(endpoint, None)
-            handle.pipe = pipe
-            self._spawn(handle, connect_loop, self, ep, endpoint, pipe)
+            self._connect_inproc(endpoint, ep.path)
+            return
+        handle = _EndpointHandle("connect", endpoint)
+        pipe = None
+        if self.pipe_before_connect():
+            pipe = self.new_pipe(endpoint, None)
+        handle.pipe = pipe
+        self._spawn(handle, connect_loop, self, ep, endpoint, pipe)
+        self._endpoints.setdefault(endpoint, []).append(handle)
+        self.last_endpoint = endpoint
+
+    # inproc needs no I/O, so these are synchronous (Context.pipe uses them directly).
+
+    def _bind_inproc(self, endpoint: str, name: str) -> None:
+        self._ctx._inproc.bind(name, self)
+        handle = _EndpointHandle("bind", endpoint, inproc_name=name)
+        self._endpoints.setdefault(endpoint, []).append(handle)
+        self.last_endpoint = endpoint
+        self.emit(EventType.LISTENING, endpoint)
+
+    def _connect_inproc(self, endpoint: str, name: str) -> None:
+        handle = _EndpointHandle("connect", endpoint)
+        handle.pipe = self._ctx._inproc.connect(name, self)
         self._endpoints.setdefault(endpoint, []).append(handle)
         self.last_endpoint = endpoint
 
