@@ -6,7 +6,7 @@ import inspect
 import itertools
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, nullcontext
 from typing import Any, TypeVar, cast
 
@@ -348,7 +348,7 @@ class Node:
         # nursery costs more than the rest of a spawn; and without on_start
         # there is nothing to wait for: the task starts in this scheduling batch.
         start = cell.start = None if cls.on_start is Actor.on_start else _Start()
-        self._nursery.start_soon(self._run, cell)
+        self._nursery.start_soon(self._run, cell, name=name)  # the task is named after it
         try:
             if start is None:
                 await trio.lowlevel.checkpoint()
@@ -666,10 +666,10 @@ class Node:
         # Handle messages until a stop, an interrupt (None) or a crash (its error).
         # recv() itself rather than recv_object(), which wraps it: one coroutine
         # frame less per message (the frames are objects either way).
-        receive: Callable[[], Awaitable[object]] = cell.inbox.recv
+        inbox = cell.inbox
         try:
             while not cell.interrupt:
-                message = await receive()
+                message: object = await inbox.recv()
                 if message is _STOP:
                     return None
                 assert isinstance(message, _Call)

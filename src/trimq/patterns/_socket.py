@@ -57,6 +57,7 @@ _NO_FRAMES: Final[list[bytes]] = []
 _NO_MONITORS: Final[list[Monitor]] = []
 _NO_PIPES: Final = cast("deque[Pipe]", ())
 _NO_FLUSHES: Final = cast("list[Callable[[], None]]", ())
+_NO_HANDLES: Final = cast("list[_EndpointHandle]", ())
 # Socket types that never look inside the frames they send (see send_object).
 _OBJECT_SENDERS = frozenset({SocketType.PAIR, SocketType.PUSH, SocketType.DEALER})
 _OBJECT_PUBLISHERS = frozenset({SocketType.PUB, SocketType.XPUB})
@@ -104,6 +105,10 @@ class _EndpointHandle:
     pipe: Pipe | None = None
     inproc_name: str = ""
     listener: Listener | None = None
+    alias: str = ""  # the endpoint as asked for, if not what was bound (tcp://*:0)
+
+    def matches(self, endpoint: str, kind: str) -> bool:
+        return self.kind == kind and endpoint in (self.endpoint, self.alias)
 
 
 class Socket:
@@ -131,7 +136,7 @@ class Socket:
         self._recv_waiters = Waiters()
         self._send_waiters = Waiters()
         self._idle: Waiters | None = None  # made when somebody waits (linger)
-        self._endpoints: dict[str, list[_EndpointHandle]] = {}
+        self._handles: list[_EndpointHandle] = _NO_HANDLES  # binds and connects
         self._monitors: list[Monitor] = _NO_MONITORS
         self._closed = False
         self._fq_pipe: Pipe | None = None
@@ -775,10 +780,10 @@ class Socket:
             raise OSError(exc.errno, f"cannot bind {endpoint}: {exc.strerror or exc}") from exc
         bound = listener.endpoint
         handle = _EndpointHandle("bind", bound, listener=listener)
-        self._spawn(handle, serve_listener, self, listener)
-        self._endpoints.setdefault(bound, []).append(handle)
         if bound != endpoint:
-            self._endpoints.setdefault(endpoint, []).append(handle)
+            handle.alias = endpoint
+        self._spawn(handle, serve_listener, self, listener)
+        self._add_handle(handle)
         self.last_endpoint = bound
         self.emit(EventType.LISTENING, bound)
         return bound
@@ -802,22 +807,21 @@ class Socket:
             pipe = self.new_pipe(endpoint, None)
         handle.pipe = pipe
         self._spawn(handle, connect_loop, self, ep, endpoint, pipe)
-        self._endpoints.setdefault(endpoint, []).append(handle)
+        self._add_handle(handle)
         self.last_endpoint = endpoint
 
     # inproc needs no I/O, so these are synchronous (Context.pipe uses them directly).
 
     def _bind_inproc(self, endpoint: str, name: str) -> None:
         self._ctx._inproc.bind(name, self)
-        handle = _EndpointHandle("bind", endpoint, inproc_name=name)
-        self._endpoints.setdefault(endpoint, []).append(handle)
+        self._add_handle(_EndpointHandle("bind", endpoint, inproc_name=name))
         self.last_endpoint = endpoint
         self.emit(EventType.LISTENING, endpoint)
 
     def _connect_inproc(self, endpoint: str, name: str) -> None:
         handle = _EndpointHandle("connect", endpoint)
-        handle.pipe = self._ctx._inproc.connect(name, self)
-        self._endpoints.setdefault(endpoint, []).append(handle)
+        handle.pipe = self._ctx._inproc.connect(name, self, endpoint)
+        self._add_handle(handle)
         self.last_endpoint = endpoint
 
     def pipe_before_connect(self) -> bool:
@@ -825,15 +829,17 @@ class Socket:
         # ROUTER cannot route to a peer before it knows its identity.
         return not self._options.immediate and self.socket_type is not SocketType.ROUTER
 
+    def _add_handle(self, handle: _EndpointHandle) -> None:
+        if self._handles is _NO_HANDLES:
+            self._handles = []
+        self._handles.append(handle)
+
     def _pop_endpoint(self, endpoint: str, kind: str) -> list[_EndpointHandle]:
-        handles = [h for h in self._endpoints.get(endpoint, []) if h.kind == kind]
+        handles = [h for h in self._handles if h.matches(endpoint, kind)]
         if not handles:
             done = "bound" if kind == "bind" else "connected"
             raise InvalidEndpointError(f"{endpoint} was not {done} on this socket")
-        for key in list(self._endpoints):
-            self._endpoints[key] = [h for h in self._endpoints[key] if h not in handles]
-            if not self._endpoints[key]:
-                del self._endpoints[key]
+        self._handles = [h for h in self._handles if h not in handles]
         return handles
 
     async def unbind(self, endpoint: str) -> None:
@@ -886,10 +892,9 @@ class Socket:
         if self._closed:
             return
         self._closed = True
-        for handles in list(self._endpoints.values()):
-            for handle in handles:
-                self._stop_handle(handle)
-        self._endpoints.clear()
+        handles, self._handles = self._handles, _NO_HANDLES
+        for handle in handles:
+            self._stop_handle(handle)
         for pipe in list(self.pipes):
             self.detach_pipe(pipe)
         self._recv_waiters.wake()

@@ -81,12 +81,13 @@ class InprocRegistry:
         if self._bound.get(name) is owner:
             del self._bound[name]
 
-    def connect(self, name: str, owner: PipeOwner) -> Pipe | None:
+    def connect(self, name: str, owner: PipeOwner, endpoint: str = "") -> Pipe | None:
         """Link ``owner`` to the socket bound at ``name`` (now, or once it binds).
 
+        ``endpoint`` is ``"inproc://" + name``, if the caller has it already.
         Returns the connector's pipe, or None if the socket refused it.
         """
-        endpoint = f"inproc://{name}"
+        endpoint = endpoint or f"inproc://{name}"
         binder = self._bound.get(name)
         opts = owner.options
         if binder is None:
