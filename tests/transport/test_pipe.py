@@ -14,8 +14,13 @@ from trimq.transport import NO_ITEMS, MsgQueue, Waiters
 
 def test_a_lazy_queue_holds_no_deque_while_empty() -> None:
     woken: list[str] = []
+
+    class Reader:
+        def queue_readable(self) -> None:
+            woken.append("readable")
+
     q = MsgQueue(2, lazy=True)
-    q.on_readable = lambda: woken.append("readable")
+    q.reader = Reader()
     assert q.items is NO_ITEMS
     q.put([b"a"])
     q.put([b"b"])

@@ -126,6 +126,9 @@ class _Flag:
 _NO_NAMES: set[str] = cast("set[str]", frozenset())
 
 
+_NO_CHILDREN: list[str] = cast("list[str]", ())
+
+
 def _added(names: set[str], name: str) -> set[str]:
     if names is _NO_NAMES:
         names = set()
@@ -221,7 +224,8 @@ class _Cell:
         self.outbox = outbox  # the end every local sender shares
         self.supervisor = supervisor
         self.shutdown = shutdown  # seconds a supervisor's stop may take before a kill
-        self.children: list[str] = []  # names of the actors it supervises, in start order
+        # Names of the actors it supervises, in start order (shared stand-in until one).
+        self.children: list[str] = _NO_CHILDREN
         self.done = _Flag()  # the cell has ended for good
         self.watching = _NO_NAMES  # names of the actors this one monitors
         self.topics = _NO_NAMES  # event-bus prefixes it subscribed to
@@ -343,7 +347,10 @@ class Node:
         cell = _Cell(ref, cls, args, kwargs, first, inbox, outbox, supervisor, shutdown)
         self._cells[name] = cell
         if supervisor is not None and supervisor.name in self._cells:
-            self._cells[supervisor.name].children.append(name)
+            parent = self._cells[supervisor.name]
+            if parent.children is _NO_CHILDREN:
+                parent.children = []
+            parent.children.append(name)
         # start_soon and an event rather than nursery.start(), whose temporary
         # nursery costs more than the rest of a spawn; and without on_start
         # there is nothing to wait for: the task starts in this scheduling batch.

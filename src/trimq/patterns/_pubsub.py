@@ -50,7 +50,7 @@ class Pub(Socket):
         pipe.state = TopicSet()
         return True
 
-    def _xreadable(self, pipe: Pipe) -> None:
+    def pipe_readable(self, pipe: Pipe) -> None:
         # Apply subscriptions as they arrive: nobody calls recv() on a PUB.
         q = pipe.inq
         items = q.items

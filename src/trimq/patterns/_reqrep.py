@@ -84,7 +84,7 @@ class Req(Socket):
             return msg[1:]
         return None
 
-    def _xreadable(self, pipe: Pipe) -> None:
+    def pipe_readable(self, pipe: Pipe) -> None:
         if pipe is self._reply_pipe and self._awaiting:
             self._recv_waiters.wake()
         else:

@@ -58,6 +58,7 @@ _NO_MONITORS: Final[list[Monitor]] = []
 _NO_PIPES: Final = cast("deque[Pipe]", ())
 _NO_FLUSHES: Final = cast("list[Callable[[], None]]", ())
 _NO_HANDLES: Final = cast("list[_EndpointHandle]", ())
+_NO_WAITERS: Final = Waiters()
 # Socket types that never look inside the frames they send (see send_object).
 _OBJECT_SENDERS = frozenset({SocketType.PAIR, SocketType.PUSH, SocketType.DEALER})
 _OBJECT_PUBLISHERS = frozenset({SocketType.PUB, SocketType.XPUB})
@@ -133,8 +134,10 @@ class Socket:
         self.pipes: list[Pipe] = []
         # Made on first use and dropped when empty, like inproc queues (MsgQueue.lazy).
         self._ready: deque[Pipe] = _NO_PIPES
-        self._recv_waiters = Waiters()
-        self._send_waiters = Waiters()
+        # A shared, always-empty stand-in until a task waits (see _waiting):
+        # waking it does nothing, and most sockets wait one way only.
+        self._recv_waiters = _NO_WAITERS
+        self._send_waiters = _NO_WAITERS
         self._idle: Waiters | None = None  # made when somebody waits (linger)
         self._handles: list[_EndpointHandle] = _NO_HANDLES  # binds and connects
         self._monitors: list[Monitor] = _NO_MONITORS
@@ -197,9 +200,9 @@ class Socket:
         if flush in self.unflushed:
             self.unflushed.remove(flush)
 
-    def pipe_readable(self, pipe: Pipe) -> None:
-        """``pipe`` has input (called through ``Pipe.notify_readable``)."""
-        self._xreadable(pipe)
+    def queue_writable(self) -> None:
+        """A full output queue has room (the socket is its pipes' outq writer)."""
+        self._send_waiters.wake()
 
     def statistics(self) -> SocketStatistics:
         """Counters, as in trio's ``statistics()`` methods."""
@@ -252,10 +255,10 @@ class Socket:
             return False
         self.pipes.append(pipe)
         pipe.owner = self
-        pipe.inq.on_readable = pipe.notify_readable
-        pipe.outq.on_writable = self._send_waiters.wake
+        pipe.inq.reader = pipe
+        pipe.outq.writer = self
         if pipe.inq.items:
-            self._xreadable(pipe)
+            self.pipe_readable(pipe)
         self._send_waiters.wake()
         return True
 
@@ -311,9 +314,7 @@ class Socket:
         if not pipe.inproc:
             # An inproc outq is the peer's inq: what is in it is already delivered.
             pipe.outq.clear()
-        terminate = pipe.on_terminate
-        pipe.on_terminate = lambda: None
-        terminate()
+        pipe.terminate()
         if self._idle is not None:
             self._idle.wake()
         self._send_waiters.wake()
@@ -330,7 +331,8 @@ class Socket:
     def _xhiccup(self, pipe: Pipe) -> None:
         pass
 
-    def _xreadable(self, pipe: Pipe) -> None:
+    def pipe_readable(self, pipe: Pipe) -> None:
+        """``pipe``'s input queue went from empty to non-empty (socket types override it)."""
         # Fair queueing: a pipe with input joins the ready ring once.
         if not pipe.in_ready:
             pipe.in_ready = True
@@ -404,7 +406,7 @@ class Socket:
                     items = q.items = deque()
                 items.append(msg)
                 if len(items) == 1:
-                    q.on_readable()
+                    q.reader.queue_readable()
                 return QUEUED
         pipe = self._lb_pipe()
         if pipe is None:
@@ -570,6 +572,8 @@ class Socket:
     async def _send_slow(self, msg: Frames) -> None:
         self._check_open()
         while True:
+            if self._send_waiters is _NO_WAITERS:
+                self._send_waiters = Waiters()
             await self._send_waiters.wait()
             self._check_open()
             status = self._xsend(msg)
@@ -655,6 +659,8 @@ class Socket:
                 self._flush()
             pipes = self.pipes
             wait_input = pipes[0].wait_input if len(pipes) == 1 else None
+            if self._recv_waiters is _NO_WAITERS:
+                self._recv_waiters = Waiters()
             if wait_input is None:
                 await self._recv_waiters.wait()
             else:

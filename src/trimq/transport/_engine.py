@@ -32,7 +32,7 @@ from ..zmtp import (
 )
 from ..zmtp import Cancel as CancelEvent
 from ._owner import PipeOwner
-from ._pipe import Pipe, Waiters, noop
+from ._pipe import NOBODY, Pipe, Waiters, noop
 from ._streams import peer_ip
 
 __all__ = ["Outcome", "run_engine"]
@@ -161,8 +161,8 @@ class Engine:
         """
         self.handshaken = True
         self.pipe = pipe
-        pipe.outq.on_readable = self._on_output
-        pipe.inq.on_writable = self.reader_wake.wake
+        pipe.outq.reader = self
+        pipe.inq.writer = self
         if self.fd >= 0:
             pipe.wait_input = self.wait_input
         try:
@@ -179,7 +179,7 @@ class Engine:
                     nursery.cancel_scope.cancel()
         finally:
             self.fd = -1  # the stream is about to close; its number may be reused
-            pipe.outq.on_readable = noop
+            pipe.outq.reader = NOBODY
             pipe.wait_input = None
             if self.flush_listed:  # a socket that never blocks in recv never drains it
                 self.flush_listed = False
@@ -191,7 +191,12 @@ class Engine:
         if self.error is not None:
             raise self.error
 
-    def _on_output(self) -> None:
+    def queue_writable(self) -> None:
+        """The socket read from a full input queue: the reader task may go on."""
+        self.reader_wake.wake()
+
+    def queue_readable(self) -> None:
+        """The socket queued output on an empty queue (the engine reads ``outq``)."""
         # The socket queued a message on an empty queue. The writer task sends it
         # in trio's next scheduling batch; but if the sending task blocks first
         # (a DEALER waiting for its reply), the socket calls flush_now and the
@@ -285,7 +290,7 @@ class Engine:
             else:
                 self._command(pipe, event)
         if was_empty and items:
-            inq.on_readable()
+            inq.reader.queue_readable()
 
     def _command(self, pipe: Pipe, event: Event) -> None:
         # Subscriptions travel to the socket as 0x01/0x00 messages, the form libzmq

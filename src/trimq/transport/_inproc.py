@@ -134,8 +134,8 @@ class InprocRegistry:
             connector.detach_pipe(mine)
             return
         # Either side going away ends the other's pipe too.
-        far.on_terminate = mine.detach
-        mine.on_terminate = far.detach
+        far.other = mine
+        mine.other = far
         binder.emit(EventType.ACCEPTED, endpoint)
         binder.emit(EventType.HANDSHAKE_SUCCEEDED, endpoint)
         connector.emit(EventType.CONNECTED, endpoint)

@@ -14,9 +14,10 @@ full→not-full edges, which are rare when traffic flows.
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import trio
 
@@ -38,8 +39,37 @@ def noop() -> None:
     return
 
 
+class QueueReader(Protocol):
+    """Who reads a :class:`MsgQueue`: told when it goes from empty to non-empty."""
+
+    def queue_readable(self) -> None:
+        """The queue has a message (it had none)."""
+
+
+class QueueWriter(Protocol):
+    """Who writes a :class:`MsgQueue`: told when a full queue has room again."""
+
+    def queue_writable(self) -> None:
+        """The queue has room (``writer_waiting`` was set)."""
+
+
+class _Nobody:
+    def queue_readable(self) -> None:
+        return
+
+    def queue_writable(self) -> None:
+        return
+
+
+#: The reader and writer of a queue nobody listens to.
+NOBODY = _Nobody()
+
+
 class MsgQueue:
-    """A deque of messages with a high-water mark and edge callbacks.
+    """A deque of messages with a high-water mark, and a reader and a writer told
+    about its edges. They are objects rather than callbacks because a bound
+    method is one more object per queue for the garbage collector to walk, and
+    a node has two inproc queues per actor.
 
     ``hwm == 0`` means unbounded. ``conflate`` keeps only the newest message.
 
@@ -50,7 +80,7 @@ class MsgQueue:
     writer task holds its tcp queue's deque).
     """
 
-    __slots__ = ("hwm", "items", "lazy", "on_readable", "on_writable", "writer_waiting")
+    __slots__ = ("hwm", "items", "lazy", "reader", "writer", "writer_waiting")
 
     def __init__(self, hwm: int, *, conflate: bool = False, lazy: bool = False) -> None:
         self.lazy = lazy and not conflate
@@ -58,10 +88,10 @@ class MsgQueue:
             deque(maxlen=1) if conflate else NO_ITEMS if self.lazy else deque()
         )
         self.hwm = 0 if conflate else hwm
-        #: Called when the queue goes from empty to non-empty.
-        self.on_readable: Callable[[], None] = noop
-        #: Called when space frees up and ``writer_waiting`` was set.
-        self.on_writable: Callable[[], None] = noop
+        #: Told when the queue goes from empty to non-empty.
+        self.reader: QueueReader = NOBODY
+        #: Told when space frees up and ``writer_waiting`` was set.
+        self.writer: QueueWriter = NOBODY
         self.writer_waiting = False
 
     def set_conflate(self) -> None:
@@ -99,21 +129,21 @@ class MsgQueue:
             items = self.items = deque()
         items.append(msg)
         if len(items) == 1:
-            self.on_readable()
+            self.reader.queue_readable()
 
     def get(self) -> Frames:
         """Pop the oldest message; the queue must not be empty."""
         msg = self.items.popleft()
         if self.writer_waiting and len(self.items) < self.hwm:
             self.writer_waiting = False
-            self.on_writable()
+            self.writer.queue_writable()
         return msg
 
     def notify_space(self) -> None:
         """Tell a waiting writer there is room (after a bulk removal)."""
         if self.writer_waiting and not self.full():
             self.writer_waiting = False
-            self.on_writable()
+            self.writer.queue_writable()
 
 
 class Pipe:
@@ -138,6 +168,7 @@ class Pipe:
         "inproc",
         "inq",
         "on_terminate",
+        "other",
         "outq",
         "owner",
         "peer",
@@ -164,25 +195,27 @@ class Pipe:
         self.state: Any = None
         #: Set by whoever drives the far end (an engine or the inproc peer socket).
         self.on_terminate: Callable[[], None] = noop
+        #: On inproc, the peer socket's half of the pair (its end goes with ours).
+        self.other: Pipe | None = None
         #: Set by an engine that lets a task blocked in ``recv`` wait for the
         #: connection itself (see ``Engine.wait_input``); None otherwise.
         self.wait_input: Callable[[Waiters], Awaitable[None]] | None = None
         #: The socket it is attached to, once attached.
         self.owner: PipeOwner | None = None
 
-    def notify_readable(self) -> None:
-        """Tell the owning socket that ``inq`` has input (``inq.on_readable``).
-
-        A method rather than a partial: one object per pipe instead of three,
-        which the garbage collector keeps walking for as long as the pipe lives.
-        """
+    def queue_readable(self) -> None:
+        """``inq`` has input: tell the owning socket (the pipe is its inq's reader)."""
         assert self.owner is not None
         self.owner.pipe_readable(self)
 
-    def detach(self) -> None:
-        """Detach this pipe from its socket (the far end's ``on_terminate``, on inproc)."""
-        if self.owner is not None:
-            self.owner.detach_pipe(self)
+    def terminate(self) -> None:
+        """Our socket is done with this pipe: end whatever drives the far end
+        (an engine's connection, or the inproc peer socket's half)."""
+        terminate, self.on_terminate = self.on_terminate, noop
+        other, self.other = self.other, None
+        terminate()
+        if other is not None and other.owner is not None:
+            other.owner.detach_pipe(other)
 
     def __repr__(self) -> str:
         return f"<Pipe {self.endpoint} peer={self.peer_address or self.identity!r}>"
@@ -197,6 +230,13 @@ def inproc_pipe_pair(
     a, b = Pipe(ba, ab, endpoint), Pipe(ab, ba, endpoint)
     a.inproc = b.inproc = True
     return a, b
+
+
+def _abort_wait(
+    tasks: list[trio.lowlevel.Task], task: trio.lowlevel.Task, _: Any
+) -> trio.lowlevel.Abort:
+    tasks.remove(task)  # still parked, so still listed: Waiters.wake() empties the list
+    return trio.lowlevel.Abort.SUCCEEDED
 
 
 class Waiters:
@@ -227,12 +267,9 @@ class Waiters:
         if tasks is None:
             tasks = self._tasks = []
         tasks.append(task)
-
-        def abort(_: Any) -> trio.lowlevel.Abort:
-            tasks.remove(task)  # still parked, so still listed: wake() empties the list
-            return trio.lowlevel.Abort.SUCCEEDED
-
-        await trio.lowlevel.wait_task_rescheduled(abort)
+        # A partial rather than a closure: two objects instead of four, kept
+        # for as long as the task waits (an idle actor waits for good).
+        await trio.lowlevel.wait_task_rescheduled(functools.partial(_abort_wait, tasks, task))
 
     def add_waker(self, waker: Callable[[], None]) -> None:
         """Call ``waker`` at the next :meth:`wake`."""
