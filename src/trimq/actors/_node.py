@@ -627,7 +627,8 @@ class Node:
             with cell.scope:
                 cell.timers_allowed = True
                 try:
-                    await _call_hook(actor.on_start)
+                    if type(actor).on_start is not Actor.on_start:
+                        await _call_hook(actor.on_start)
                 except Exception as exc:
                     # A first start raises below, unwrapped, into spawn().
                     crash = exc

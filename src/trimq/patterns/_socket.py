@@ -59,6 +59,16 @@ _NO_PIPES: Final = cast("deque[Pipe]", ())
 _NO_FLUSHES: Final = cast("list[Callable[[], None]]", ())
 _NO_HANDLES: Final = cast("list[_EndpointHandle]", ())
 _NO_WAITERS: Final = Waiters()
+# Events that no counter in statistics() depends on.
+_UNCOUNTED: Final = frozenset(
+    {
+        EventType.LISTENING,
+        EventType.ACCEPTED,
+        EventType.CONNECTED,
+        EventType.CONNECT_DELAYED,
+        EventType.HANDSHAKE_SUCCEEDED,
+    }
+)
 # Socket types that never look inside the frames they send (see send_object).
 _OBJECT_SENDERS = frozenset({SocketType.PAIR, SocketType.PUSH, SocketType.DEALER})
 _OBJECT_PUBLISHERS = frozenset({SocketType.PUB, SocketType.XPUB})
@@ -236,6 +246,8 @@ class Socket:
         self, type: EventType, endpoint: str, peer: str = "", reason: str = "", value: int = 0
     ) -> None:
         """Deliver a monitor event to every monitor of this socket."""
+        if type in _UNCOUNTED and self._monitors is _NO_MONITORS:
+            return  # the common case: nobody listens (inproc pipes emit four events)
         if type is EventType.HANDSHAKE_FAILED_PROTOCOL or (
             type is EventType.DISCONNECTED and reason.startswith("protocol error")
         ):
