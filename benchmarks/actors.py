@@ -3,13 +3,16 @@
 ``python benchmarks/actors.py [--reps 3] [--idle 100000]`` (needs ``pip install pykka``;
 run it again under ``taskset -c 0`` for the pinned figures BENCHMARKING.md asks for).
 
-Each repetition runs trimq then Pykka; cells are the median of the repetitions
-with min-max. Measured per implementation:
+Each repetition runs trimq then Pykka, each in a fresh process (so that one
+run's heap, threads and garbage never weigh on the next); cells are the median
+of the repetitions with min-max. Measured per implementation:
 
 * tell: N one-way messages to one actor (each handler adds to a counter),
   then one ask to make sure all were handled; msgs/s.
 * ask: round trips to one actor, each timed alone after a warm-up; median, p99.
-* spawn: actors started per second (each started and ready).
+* spawn: actors started per second (each started and ready), 5,000 in a
+  row, all kept alive: the cost of CPython's garbage collector re-walking the
+  growing heap is included, as a program that starts actors pays it.
 * idle: memory per idle actor, traced with tracemalloc while ``--idle`` actors
   exist (Pykka: a thread per actor, so it is measured with 1,000).
 """
@@ -19,7 +22,9 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib
+import json
 import statistics
+import subprocess
 import sys
 import time
 import tracemalloc
@@ -126,6 +131,18 @@ def pykka_run(idle: int) -> dict[str, float]:
     return out
 
 
+def _run_alone(name: str, idle: int) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--one", name, "--idle", str(idle)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    figures: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return figures
+
+
 def _latency(samples: list[int]) -> dict[str, float]:
     samples = sorted(samples[len(samples) // 10 :])  # drop the warm-up tenth
     return {
@@ -145,7 +162,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--idle", type=int, default=100_000, help="idle actors for the memory figure"
     )
+    parser.add_argument("--one", choices=["trimq", "pykka"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.one:  # a child process: one run, the figures as JSON on stdout
+        run = trimq_run if args.one == "trimq" else pykka_run
+        print(json.dumps(run(args.idle)))
+        return 0
     try:
         importlib.import_module("pykka")
     except ImportError:
@@ -155,8 +177,9 @@ def main(argv: list[str] | None = None) -> int:
         impls = {"trimq": trimq_run, "pykka": pykka_run}
     results: dict[str, list[dict[str, float]]] = {name: [] for name in impls}
     for rep in range(args.reps):
-        for name, run in impls.items():
-            results[name].append(run(args.idle if rep == 0 else min(args.idle, 10_000)))
+        for name in impls:
+            idle = args.idle if rep == 0 else min(args.idle, 10_000)
+            results[name].append(_run_alone(name, idle))
             print(f"rep {rep + 1} {name}: {results[name][-1]}", file=sys.stderr)
     rows = [
         ("tell (msgs/s)", "tell", lambda v: f"{v / 1000:.0f}k", "≥ 2x Pykka"),

@@ -25,7 +25,8 @@ Example::
 Each actor is a trio task that takes its messages one at a time from an
 inproc PAIR mailbox. Within a process, messages pass as the Python objects
 themselves, never copied or pickled: a mutable argument is shared with the
-actor, so send values you will not change afterwards (or copies).
+actor, so send values you will not change afterwards (or copies). Only a
+message that leaves the process is encoded, by a :class:`Codec`.
 
 Work in progress: distribution across nodes comes next.
 
@@ -33,6 +34,9 @@ Work in progress: distribution across nodes comes next.
 """
 
 from ._actor import Actor as Actor
+from ._codec import Codec as Codec
+from ._codec import CodecError as CodecError
+from ._codec import DefaultCodec as DefaultCodec
 from ._errors import ActorError as ActorError
 from ._errors import ActorNotFoundError as ActorNotFoundError
 from ._errors import ActorStoppedError as ActorStoppedError
@@ -54,6 +58,9 @@ __all__ = [
     "ActorRef",
     "ActorStoppedError",
     "ChildSpec",
+    "Codec",
+    "CodecError",
+    "DefaultCodec",
     "ExitReason",
     "LinkedActorError",
     "Node",

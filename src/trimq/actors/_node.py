@@ -15,6 +15,7 @@ import trio
 from ..patterns import Context, Socket
 from ..zmtp import SocketType
 from ._actor import Actor, handler_names
+from ._codec import Codec, DefaultCodec
 from ._errors import ActorNotFoundError, ActorStoppedError, LinkedActorError
 from ._exit import ExitReason
 from ._ref import ActorRef, _current_node
@@ -274,8 +275,10 @@ class Node:
     .. versionadded:: 0.1
     """
 
-    def __init__(self, name: str, context: Context, nursery: trio.Nursery) -> None:
+    def __init__(self, name: str, context: Context, nursery: trio.Nursery, codec: Codec) -> None:
         self.name = name
+        #: Encodes payloads that leave the process (see :class:`Codec`).
+        self.codec = codec
         self._context = context
         self._nursery = nursery
         self._cells: dict[str, _Cell] = {}
@@ -938,7 +941,7 @@ class Node:
 
 
 @asynccontextmanager
-async def open_node(name: str | None = None) -> AsyncIterator[Node]:
+async def open_node(name: str | None = None, *, codec: Codec | None = None) -> AsyncIterator[Node]:
     """Run an actor node for the duration of the block.
 
     On exit every actor is stopped, newest first, running its ``on_stop``
@@ -947,12 +950,14 @@ async def open_node(name: str | None = None) -> AsyncIterator[Node]:
     Args:
         name: The node's name, part of every reference it hands out; default
             ``"node-<pid>-<n>"``.
+        codec: How payloads are encoded when they leave the process (default
+            :class:`DefaultCodec`); messages between local actors are never encoded.
 
     .. versionadded:: 0.1
     """
     name = name or f"node-{os.getpid()}-{next(_node_numbers)}"
     async with Context() as context, trio.open_nursery() as nursery:
-        node = Node(name, context, nursery)
+        node = Node(name, context, nursery, codec or DefaultCodec())
         token = _current_node.set(node)
         try:
             yield node
