@@ -28,7 +28,8 @@ PAYLOADS: dict[str, object] = {
     "small dict": {"id": 7, "name": "sensor-3", "values": [1.5, 2.5, 3.5], "ok": True},
     "call args": ("add", (1,), {}),
     "64 KiB bytes": b"x" * 65536,
-    "instance": Job(3),
+    "instance": actors.ExitReason("stopped"),  # an importable class: by reference
+    "__main__ obj": Job(3),  # a class defined in __main__ travels by value
 }
 
 
