@@ -267,3 +267,32 @@ class Watcher(actors.Actor):
     def on_down(self, ref: actors.ActorRef, reason: actors.ExitReason) -> None:
         error = type(reason.error).__name__ if reason.error else ""
         self.log.append(f"{ref.name} {reason.kind}: {error}".rstrip(": "))
+
+
+class Recovering(Worker):
+    """Recovers differently after a restart, with the reason its predecessor ended."""
+
+    def on_restart(self, reason: actors.ExitReason) -> None:
+        self.log.append(f"restart {self.label} after {reason.kind}: {reason.error}")
+
+
+async def test_on_restart_gets_the_previous_incarnations_exit_reason() -> None:
+    log: list[str] = []
+    async with actors.open_node() as node:
+        sup = await node.spawn(
+            Supervisor, [ChildSpec(Recovering, (log, "r"), name="r")], name="sup"
+        )
+        (r,) = await sup.ask("children")
+        with pytest.raises(RuntimeError):
+            await r.ask("crash")
+        with trio.fail_after(TIMEOUT):
+            while not any(line.startswith("restart") for line in log):
+                await trio.testing.wait_all_tasks_blocked()
+        assert await r.ask("bump") == 1
+        await r.kill()
+        with trio.fail_after(TIMEOUT):
+            while sum(line.startswith("restart") for line in log) < 2:
+                await trio.testing.wait_all_tasks_blocked()
+    # on_start ran once, for the first incarnation; on_restart replaced it after.
+    assert log[:3] == ["start r", "stop r", "restart r after crashed: r crashed"]
+    assert log[3] == "restart r after killed: None"

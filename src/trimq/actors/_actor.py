@@ -16,6 +16,7 @@ __all__ = ["LIFECYCLE_HOOKS", "Actor", "handler_names"]
 LIFECYCLE_HOOKS = frozenset(
     {
         "on_start",
+        "on_restart",
         "on_stop",
         "on_down",
         "on_child_exit",
@@ -45,6 +46,8 @@ class Actor:
 
     * :meth:`on_start` runs before the first message. If it raises,
       ``node.spawn`` raises that exception and the actor never runs.
+    * :meth:`on_restart` runs instead, on the fresh instance a supervisor
+      builds after the previous one ended; by default it calls ``on_start``.
     * :meth:`on_stop` runs after the last message, when the actor is stopped
       gracefully, when its node closes, or after a handler crashed it.
 
@@ -66,6 +69,21 @@ class Actor:
 
     def on_start(self) -> Any:
         """Called before the first message (override; may be ``async``)."""
+
+    def on_restart(self, reason: ExitReason) -> Any:
+        """Called, instead of :meth:`on_start`, on the new instance a supervisor
+        made after the previous one ended (override; may be ``async``).
+
+        The default calls ``on_start()``, so an actor that sets itself up in
+        ``on_start`` needs nothing more. Override it to recover differently,
+        e.g. reload state a crash lost. If it raises, the restart failed, and
+        the supervisor counts it like a crash.
+
+        Args:
+            reason: How the previous incarnation ended (``reason.error`` holds
+                the exception that crashed it).
+        """
+        return self.on_start()
 
     def on_stop(self) -> Any:
         """Called after the last message (override; may be ``async``)."""

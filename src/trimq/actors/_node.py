@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import itertools
 import logging
@@ -185,6 +186,7 @@ class _Cell:
         "interrupt",
         "killed",
         "kwargs",
+        "last_exit",
         "link_error",
         "links",
         "outbox",
@@ -239,6 +241,7 @@ class _Cell:
         self.decision_value = ""
         self.restarted: trio.Event | None = None  # set once a restart's on_start is over
         self.start: _Start | None = None  # the spawn() waiting for the first on_start
+        self.last_exit: ExitReason | None = None  # how the previous incarnation ended
         self.begin(first)
 
     def begin(self, actor: Actor) -> None:
@@ -591,6 +594,7 @@ class Node:
                     self._tell_supervisor(cell, reason)
                 if await self._verdict(cell) != "restart":
                     break
+                cell.last_exit = reason
                 try:
                     cell.begin(self._make(cell.cls, cell.ref, cell.args, cell.kwargs))
                 except Exception as exc:  # a failing constructor is a failed restart
@@ -630,7 +634,9 @@ class Node:
             with cell.scope:
                 cell.timers_allowed = True
                 try:
-                    if type(actor).on_start is not Actor.on_start:
+                    if cell.last_exit is not None:  # a restart
+                        await _call_hook(functools.partial(actor.on_restart, cell.last_exit))
+                    elif type(actor).on_start is not Actor.on_start:
                         await _call_hook(actor.on_start)
                 except Exception as exc:
                     # A first start raises below, unwrapped, into spawn().
