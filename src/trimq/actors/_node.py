@@ -588,7 +588,7 @@ class Node:
         # One task per cell, through every incarnation.
         try:
             # None: its first on_start failed, and spawn() raised the error.
-            reason = await self._incarnation(cell)
+            reason = await self._finish(cell, await self._live(cell))
             while reason is not None and cell.supervisor is not None and not self._closing:
                 if not cell.suspended:
                     self._tell_supervisor(cell, reason)
@@ -603,8 +603,9 @@ class Node:
                     cell.suspended = False
                     self._restart_over(cell)
                     continue
-                reason = await self._incarnation(cell)
+                reason = await self._finish(cell, await self._live(cell))
         finally:
+            cell.incarnation_done.set()  # also if the node's cancellation cut it short
             self._close(cell)
             cell.done.set()
             if cell.start is not None:  # killed, or the node cancelled, during on_start
@@ -625,33 +626,62 @@ class Node:
             return
         self._post_later(parent, _Call("on_child_exit", (cell.ref, reason), {}, None))
 
-    async def _incarnation(self, cell: _Cell) -> ExitReason | None:
-        # Run one instance from on_start to on_stop; report how it ended (None:
-        # a first on_start failed, and spawn() raises its error).
+    async def _live(self, cell: _Cell) -> Exception | None:
+        # One incarnation, from on_start (or on_restart) to its last message, in
+        # its cancel scope; returns the error that crashed it, if one did. The
+        # message loop is here rather than in a helper: an idle actor's stack is
+        # kept for as long as it lives, one coroutine frame per level.
         actor = cell.actor
-        crash: Exception | None = None
+        with cell.scope:
+            cell.timers_allowed = True
+            try:
+                if cell.last_exit is not None:  # a restart
+                    await _call_hook(functools.partial(actor.on_restart, cell.last_exit))
+                elif type(actor).on_start is not Actor.on_start:
+                    await _call_hook(actor.on_start)
+            except Exception as exc:
+                if cell.start is None:  # a first start raises it into spawn()
+                    log.warning("actor %r failed to restart: %r", cell.ref.name, exc)
+                return exc
+            finally:
+                self._restart_over(cell)
+            if cell.start is not None:
+                _answer(cell, None)
+            # recv() itself rather than recv_object(), which wraps it: one
+            # coroutine frame less per message (the frames are objects either way).
+            inbox = cell.inbox
+            try:
+                while not cell.interrupt:
+                    message: object = await inbox.recv()
+                    if message is _STOP:
+                        return None
+                    assert isinstance(message, _Call)
+                    cell.busy = True
+                    try:
+                        await self._handle(cell, message)
+                    finally:
+                        cell.busy = False
+            except _Crashed as crashed:
+                error = crashed.__cause__
+                assert isinstance(error, Exception)
+                log.warning(
+                    "actor %r on node %r crashed: %s: %s",
+                    cell.ref.name,
+                    self.name,
+                    type(error).__name__,
+                    error,
+                    exc_info=error,
+                )
+                return error
+        return None  # interrupted, or killed
+
+    async def _finish(self, cell: _Cell, crash: Exception | None) -> ExitReason | None:
+        # However the incarnation ended (stop, crash, kill, a failed start): no
+        # more timers, no answer for an ask in flight, and its monitors and
+        # subscriptions are taken now, since once closed the name may be reused
+        # at once. Returns how it ended (None: a first on_start failed, and
+        # spawn() raises its error).
         try:
-            with cell.scope:
-                cell.timers_allowed = True
-                try:
-                    if cell.last_exit is not None:  # a restart
-                        await _call_hook(functools.partial(actor.on_restart, cell.last_exit))
-                    elif type(actor).on_start is not Actor.on_start:
-                        await _call_hook(actor.on_start)
-                except Exception as exc:
-                    # A first start raises below, unwrapped, into spawn().
-                    crash = exc
-                    if cell.start is None:
-                        log.warning("actor %r failed to restart: %r", cell.ref.name, exc)
-                finally:
-                    self._restart_over(cell)
-                if crash is None:
-                    if cell.start is not None:
-                        _answer(cell, None)
-                    crash = await self._serve(cell)
-            # However it ended (stop, crash, kill, a failed start): no more timers,
-            # no answer for an ask in flight, and its monitors and subscriptions
-            # are taken now, since once closed the name may be reused at once.
             self._cancel_timers(cell)
             self._fail_current(cell)
             watchers = self._watchers.pop(cell.ref.name, set())
@@ -669,7 +699,7 @@ class Node:
                 reason = ExitReason("crashed", crash) if crash else ExitReason("stopped")
                 with trio.CancelScope(shield=self._closing) as cell.stop_scope:
                     try:
-                        await _call_hook(actor.on_stop)
+                        await _call_hook(cell.actor.on_stop)
                     except Exception:
                         log.exception("on_stop of actor %r raised", cell.ref.name)
             await self._end_children(cell)
@@ -678,36 +708,6 @@ class Node:
             return reason
         finally:
             cell.incarnation_done.set()
-
-    async def _serve(self, cell: _Cell) -> Exception | None:
-        # Handle messages until a stop, an interrupt (None) or a crash (its error).
-        # recv() itself rather than recv_object(), which wraps it: one coroutine
-        # frame less per message (the frames are objects either way).
-        inbox = cell.inbox
-        try:
-            while not cell.interrupt:
-                message: object = await inbox.recv()
-                if message is _STOP:
-                    return None
-                assert isinstance(message, _Call)
-                cell.busy = True
-                try:
-                    await self._handle(cell, message)
-                finally:
-                    cell.busy = False
-            return None
-        except _Crashed as crash:
-            error = crash.__cause__
-            assert isinstance(error, Exception)
-            log.warning(
-                "actor %r on node %r crashed: %s: %s",
-                cell.ref.name,
-                self.name,
-                type(error).__name__,
-                error,
-                exc_info=error,
-            )
-            return error
 
     async def _handle(self, cell: _Cell, call: _Call) -> None:
         reply = call.reply
