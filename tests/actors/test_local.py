@@ -348,3 +348,45 @@ async def test_an_actor_killed_during_on_start_fails_its_spawn() -> None:
             assert ref is not None
             await node.kill(ref)
         assert node.lookup("slow") is None
+
+
+async def test_spawning_without_on_start_still_lets_other_tasks_run() -> None:
+    """spawn() of a class without on_start does not wait for the actor's task,
+    but passes a schedule point every SPAWNS_PER_YIELD calls."""
+    from trimq.actors._node import SPAWNS_PER_YIELD
+
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await trio.lowlevel.checkpoint()
+
+    async with actors.open_node() as node:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ticker)
+            await trio.lowlevel.checkpoint()  # the ticker is running
+            before = ticks
+            refs = [await node.spawn(Plain) for _ in range(4 * SPAWNS_PER_YIELD)]
+            assert ticks - before >= 3
+            nursery.cancel_scope.cancel()
+        # Each actor runs; a message sent right after spawn() waits in its mailbox.
+        assert [await ref.ask("get") for ref in refs[:3]] == [0, 0, 0]
+
+
+async def test_a_cancelled_spawn_without_on_start_leaves_no_actor() -> None:
+    async with actors.open_node() as node:
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await node.spawn(Plain, name="gone")
+        await trio.testing.wait_all_tasks_blocked()
+        assert node.lookup("gone") is None
+
+
+class Plain(actors.Actor):
+    def __init__(self) -> None:
+        self.n = 0
+
+    def get(self) -> int:
+        return self.n

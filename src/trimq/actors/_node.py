@@ -28,6 +28,7 @@ log = logging.getLogger("trimq.actors")
 A = TypeVar("A", bound=Actor)
 
 _node_numbers = itertools.count(1)
+SPAWNS_PER_YIELD = 64
 
 
 class _Reply:
@@ -290,6 +291,7 @@ class Node:
         self._bus_pub: Socket | None = None
         self._bus_sub: Socket | None = None
         self._names = itertools.count(1)
+        self._spawns = 0
         self._closing = False
 
     def __repr__(self) -> str:
@@ -358,13 +360,18 @@ class Node:
                 parent.children = []
             parent.children.append(name)
         # start_soon and an event rather than nursery.start(), whose temporary
-        # nursery costs more than the rest of a spawn; and without on_start
-        # there is nothing to wait for: the task starts in this scheduling batch.
+        # nursery costs more than the rest of a spawn. Without on_start there is
+        # nothing to wait for: the task starts at the next schedule point, which
+        # spawn() passes every SPAWNS_PER_YIELD calls (as sockets do for sends),
+        # since a scheduling round trip is a quarter of a spawn's cost.
         start = cell.start = None if cls.on_start is Actor.on_start else _Start()
         self._nursery.start_soon(self._run, cell, name=name)  # the task is named after it
         try:
             if start is None:
-                await trio.lowlevel.checkpoint()
+                await trio.lowlevel.checkpoint_if_cancelled()
+                self._spawns += 1
+                if not self._spawns % SPAWNS_PER_YIELD:
+                    await trio.lowlevel.cancel_shielded_checkpoint()
             else:
                 await start.done.wait()
         except BaseException:
