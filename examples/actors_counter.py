@@ -57,7 +57,7 @@ async def main() -> None:
         try:
             await counter.ask("divide", 0)
         except ZeroDivisionError:
-            gone = node.lookup(counter.name) is None
+            gone = await node.lookup(counter.name) is None
             print(
                 "main: ask('divide', 0) raised ZeroDivisionError; the counter crashed"
                 + (" and is gone" if gone else "")

@@ -71,8 +71,8 @@ async def test_an_abnormal_end_takes_the_linked_actor_down(how: str) -> None:
         assert isinstance(error, actors.LinkedActorError)
         assert error.ref == a
         assert "stop b" in log  # a linked crash still runs on_stop
-        assert node.lookup("a") is None
-        assert node.lookup("b") is None
+        assert await node.lookup("a") is None
+        assert await node.lookup("b") is None
 
 
 async def test_a_busy_linked_actor_is_interrupted_and_its_asker_told_why() -> None:
@@ -105,7 +105,7 @@ async def test_a_graceful_stop_or_an_unlink_leaves_the_other_running(how: str) -
             await b.ask("untie", a)
             await a.kill()
         await trio.testing.wait_all_tasks_blocked()
-        assert node.lookup("b") is not None
+        assert await node.lookup("b") is not None
         assert node._cells["b"].links == set()
 
 

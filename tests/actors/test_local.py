@@ -110,7 +110,7 @@ async def test_a_handler_error_reaches_the_asker_and_crashes_the_actor() -> None
         # Like an OTP process, the crashed actor is gone; the node and others are not.
         with pytest.raises(actors.ActorNotFoundError, match="Counter-1"):
             await ref.ask("add")
-        assert node.lookup("Counter-1") is None
+        assert await node.lookup("Counter-1") is None
         with trio.fail_after(TIMEOUT):
             assert await other.ask("add") == 1
 
@@ -179,8 +179,8 @@ async def test_names_lookup_and_listing() -> None:
     async with actors.open_node(name="reg") as node:
         a = await node.spawn(Counter, name="counter")
         b = await node.spawn(Counter)
-        assert node.lookup("counter") == a
-        assert node.lookup("missing") is None
+        assert await node.lookup("counter") == a
+        assert await node.lookup("missing") is None
         assert node.actors == [a, b]
         with pytest.raises(ValueError, match="already runs"):
             await node.spawn(Counter, name="counter")
@@ -228,7 +228,7 @@ async def test_stop_handles_queued_messages_then_runs_on_stop() -> None:
         with trio.fail_after(TIMEOUT):
             await ref.stop()
         assert log == ["start c", "stop c"]
-        assert node.lookup("c") is None
+        assert await node.lookup("c") is None
         with pytest.raises(actors.ActorNotFoundError):
             await ref.tell("add")
 
@@ -272,7 +272,7 @@ async def test_a_failing_on_start_fails_spawn_and_frees_the_name() -> None:
     async with actors.open_node() as node:
         with pytest.raises(RuntimeError, match="cannot start"):
             await node.spawn(Broken, name="x")
-        assert node.lookup("x") is None
+        assert await node.lookup("x") is None
         assert (await node.spawn(Counter, name="x")).name == "x"
 
 
@@ -306,7 +306,7 @@ def _actor(node: actors.Node, ref: actors.ActorRef) -> Any:
 
 
 def _actor_gone(node: actors.Node, ref: actors.ActorRef) -> bool:
-    return node.lookup(ref.name) is None
+    return node.lookup_local(ref.name) is None
 
 
 class SlowStart(actors.Actor):
@@ -329,7 +329,7 @@ async def test_a_spawn_cancelled_during_on_start_kills_the_actor(
         with trio.move_on_after(1):
             await node.spawn(SlowStart, log, name="slow")
         await trio.testing.wait_all_tasks_blocked()
-        assert node.lookup("slow") is None
+        assert await node.lookup("slow") is None
         assert log == ["starting"]  # killed: no on_stop
 
 
@@ -344,10 +344,10 @@ async def test_an_actor_killed_during_on_start_fails_its_spawn() -> None:
 
             nursery.start_soon(spawn)
             await trio.testing.wait_all_tasks_blocked()
-            ref = node.lookup("slow")
+            ref = await node.lookup("slow")
             assert ref is not None
             await node.kill(ref)
-        assert node.lookup("slow") is None
+        assert await node.lookup("slow") is None
 
 
 async def test_spawning_without_on_start_still_lets_other_tasks_run() -> None:
@@ -381,7 +381,7 @@ async def test_a_cancelled_spawn_without_on_start_leaves_no_actor() -> None:
             scope.cancel()
             await node.spawn(Plain, name="gone")
         await trio.testing.wait_all_tasks_blocked()
-        assert node.lookup("gone") is None
+        assert await node.lookup("gone") is None
 
 
 class Plain(actors.Actor):

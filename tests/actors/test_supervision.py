@@ -154,7 +154,7 @@ async def test_restart_policies(restart: str, how: str, restarted_: bool) -> Non
             assert await a.ask("bump") == 1
             assert await sup.ask("children") == [a]
         else:
-            assert node.lookup("a") is None
+            assert await node.lookup("a") is None
             assert await sup.ask("children") == []
             with pytest.raises(actors.ActorNotFoundError):
                 await a.ask("bump")
@@ -179,7 +179,7 @@ async def test_a_crash_storm_trips_the_intensity_and_escalates_up_a_three_level_
         # leaf; the next storm trips mid again, and top gives up too.
         crashes = 0
         with trio.fail_after(TIMEOUT):
-            while node.lookup("top") is not None:
+            while await node.lookup("top") is not None:
                 try:
                     await storm.tell("work")
                     crashes += 1
@@ -187,8 +187,8 @@ async def test_a_crash_storm_trips_the_intensity_and_escalates_up_a_three_level_
                     pass
                 await trio.testing.wait_all_tasks_blocked()
         assert crashes >= 6
-        assert node.lookup("mid") is None
-        assert node.lookup("sibling") is None  # top's other child ended with it
+        assert await node.lookup("mid") is None
+        assert await node.lookup("sibling") is None  # top's other child ended with it
         assert log == ["start sibling", "stop sibling"]
         await trio.testing.wait_all_tasks_blocked()
         assert watcher_log == ["top crashed: RestartIntensityError"]
@@ -205,7 +205,7 @@ async def test_restarts_spread_beyond_the_period_do_not_trip_the_intensity(
             await a.tell("crash")
             await restarted(node, "a", n + 2, log)
             await trio.sleep(6)
-        assert node.lookup("s") is not None
+        assert await node.lookup("s") is not None
 
 
 async def test_a_child_that_overruns_its_shutdown_time_is_killed(
@@ -219,7 +219,7 @@ async def test_a_child_that_overruns_its_shutdown_time_is_killed(
         assert await sup.ask("terminate_child", slow) is True
         assert trio.current_time() - start == pytest.approx(2.0, abs=0.1)
         assert log == ["slow on_stop cancelled"]
-        assert node.lookup("slow") is None
+        assert await node.lookup("slow") is None
 
 
 async def test_children_added_and_removed_at_run_time() -> None:
@@ -231,7 +231,7 @@ async def test_children_added_and_removed_at_run_time() -> None:
         assert await sup.ask("children") == [a, b]
         assert await sup.ask("terminate_child", a) is True
         assert await sup.ask("children") == [b]
-        assert node.lookup("a") is None
+        assert await node.lookup("a") is None
         assert await sup.ask("terminate_child", a) is False
         await b.tell("crash")
         await restarted(node, "b", 2, log)

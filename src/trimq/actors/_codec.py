@@ -27,7 +27,7 @@ from typing import Any, Final, Protocol
 
 import cloudpickle
 
-__all__ = ["Codec", "CodecError", "DefaultCodec"]
+__all__ = ["Codec", "CodecError", "DefaultCodec", "decode_plain", "encode_plain"]
 
 RAW: Final = b"b"
 PLAIN: Final = b"p"
@@ -90,6 +90,34 @@ class _CodeUnpickler(pickle.Unpickler):
     pass
 
 
+def encode_plain(obj: object) -> bytes:
+    """Encode plain data only (see the module docs); used for protocol headers.
+
+    Raises:
+        CodecError: ``obj`` is not plain data.
+    """
+    out = io.BytesIO()
+    try:
+        _PlainPickler(out, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
+    except (_NotPlain, RecursionError) as exc:
+        raise CodecError(f"not plain data: {type(obj).__name__}") from exc
+    return out.getvalue()
+
+
+def decode_plain(data: bytes) -> object:
+    """Decode what :func:`encode_plain` made; builds only plain data, whoever sent it.
+
+    Raises:
+        CodecError: Corrupt data, or data that names code.
+    """
+    try:
+        return _PlainUnpickler(io.BytesIO(data)).load()
+    except CodecError:
+        raise
+    except Exception as exc:
+        raise CodecError(f"cannot decode plain data: {exc!r}") from exc
+
+
 class DefaultCodec:
     """Bytes untouched, plain data by the C pickler, everything else by cloudpickle.
 
@@ -144,8 +172,8 @@ class DefaultCodec:
         if tag == RAW:
             return data
         if tag == PLAIN:
-            unpickler: pickle.Unpickler = _PlainUnpickler(io.BytesIO(data))
-        elif tag == CODE:
+            return decode_plain(data)
+        if tag == CODE:
             if not allow_code:
                 raise CodecError(
                     "refusing to unpickle code from a peer that is not trusted with it "
@@ -156,10 +184,8 @@ class DefaultCodec:
             raise CodecError(f"unknown payload encoding {tag!r}")
         try:
             return unpickler.load()
-        except CodecError:
-            raise
         except Exception as exc:
             # Corrupt data raises all sorts (UnpicklingError, EOFError, ValueError,
-            # TypeError...); and with allow_code, whatever the sender's code raised.
+            # TypeError...), and so may the sender's code.
             kind = tag.decode(errors="replace")
             raise CodecError(f"cannot decode a {kind!r} payload: {exc!r}") from exc

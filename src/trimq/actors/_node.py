@@ -7,19 +7,21 @@ import inspect
 import itertools
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager, nullcontext
 from typing import Any, TypeVar, cast
 
 import trio
 
 from ..patterns import Context, Socket
-from ..zmtp import SocketType
+from ..zmtp import SocketType, curve_key
 from ._actor import Actor, handler_names
+from ._cluster import Cluster, NodeRef
 from ._codec import Codec, DefaultCodec
 from ._errors import ActorNotFoundError, ActorStoppedError, LinkedActorError
 from ._exit import ExitReason
 from ._ref import ActorRef, _current_node
+from ._security import KeyLike, NodeSecurity
 
 __all__ = ["Node", "Timer", "open_node"]
 
@@ -279,7 +281,15 @@ class Node:
     .. versionadded:: 0.1
     """
 
-    def __init__(self, name: str, context: Context, nursery: trio.Nursery, codec: Codec) -> None:
+    def __init__(
+        self,
+        name: str,
+        context: Context,
+        nursery: trio.Nursery,
+        codec: Codec,
+        security: NodeSecurity | None = None,
+        network: dict[str, Any] | None = None,
+    ) -> None:
         self.name = name
         #: Encodes payloads that leave the process (see :class:`Codec`).
         self.codec = codec
@@ -292,6 +302,14 @@ class Node:
         self._bus_sub: Socket | None = None
         self._names = itertools.count(1)
         self._spawns = 0
+        self._security = security or NodeSecurity()
+        self._network_options: dict[str, Any] = network or {
+            "tags": (),
+            "heartbeat": 1.0,
+            "timeout": 3.0,
+        }
+        self._cluster: Cluster | None = None
+        self._placed = 0  # spreads spawn(on="*" or a tag) over the matching nodes
         self._closing = False
 
     def __repr__(self) -> str:
@@ -308,11 +326,17 @@ class Node:
         mailbox_size: int = 1000,
         supervisor: ActorRef | None = None,
         shutdown: float = 5.0,
+        on: NodeRef | str | None = None,
         **kwargs: Any,
     ) -> ActorRef:
         """Create an actor of ``cls`` with ``cls(*args, **kwargs)`` and start it.
 
         Returns once its ``on_start`` has run.
+
+        With ``on``, it starts on another node: the class, ``args`` and
+        ``kwargs`` travel with the codec (the class by value, with cloudpickle,
+        if that node cannot import it), and the returned ref works like a
+        local one.
 
         Args:
             cls: An :class:`Actor` subclass.
@@ -325,17 +349,27 @@ class Node:
                 for an actor that simply ends.
             shutdown: Seconds a supervisor gives it to finish its current
                 message and ``on_stop`` when stopping it, before killing it.
+            on: Where to start it: a :class:`NodeRef` or node name, a tag
+                some connected node offers (``"gpu"``, ``"region=eu"``), or
+                ``"*"`` for any connected node (in turn). ``None``: here.
             **kwargs: Passed to ``cls``.
 
         Raises:
             ValueError: ``name`` is taken, or ``mailbox_size`` is 1 or negative.
             TypeError: ``cls`` is not an Actor subclass.
+            ActorNotFoundError: No connected node matches ``on``.
             Exception: Whatever ``cls(...)`` or its ``on_start`` raised.
         """
         if not (isinstance(cls, type) and issubclass(cls, Actor)):
             raise TypeError(f"spawn() needs an Actor subclass, got {cls!r}")
         if mailbox_size == 1 or mailbox_size < 0:
             raise ValueError(f"mailbox_size must be 0 (no limit) or at least 2, got {mailbox_size}")
+        target = self._placement(on)
+        if target != self.name:
+            if supervisor is not None:
+                raise NotImplementedError("supervising an actor on another node")
+            options = {"name": name, "mailbox_size": mailbox_size, "shutdown": float(shutdown)}
+            return await self._networked().spawn(target, cls, args, kwargs, options)
         if self._closing:
             raise trio.ClosedResourceError(f"node {self.name!r} is closing")
         if name is None:
@@ -389,10 +423,82 @@ class Node:
         actor.node = self
         return actor
 
-    def lookup(self, name: str) -> ActorRef | None:
+    async def lookup(self, name: str) -> ActorRef | None:
+        """The reference of the actor named ``name``: on this node, else on the
+        first connected node that has one; ``None`` if none does."""
+        ref = self.lookup_local(name)
+        if ref is None and self._cluster is not None:
+            return await self._cluster.lookup(name)
+        await trio.lowlevel.checkpoint()
+        return ref
+
+    def lookup_local(self, name: str) -> ActorRef | None:
         """The reference of the actor named ``name`` on this node, or ``None``."""
         cell = self._cells.get(name)
         return None if cell is None else cell.ref
+
+    # ------------------------------------------------------------------ other nodes
+
+    async def connect(self, endpoint: str, *, key: bytes | str | None = None) -> NodeRef:
+        """Join the node listening at ``endpoint``; returns once it answered.
+
+        One connection carries messages both ways, so the other node can reach
+        this one's actors too. If the connection breaks, it is re-established
+        by itself; meanwhile the node counts as lost (see ``timeout``).
+
+        Args:
+            endpoint: The other node's ``listen`` endpoint.
+            key: Its public CURVE key (40 Z85 characters or 32 bytes), needed
+                unless this node is insecure; it is trusted from then on.
+
+        Raises:
+            ConnectionError: No node answered in time.
+            ValueError: A secure node without ``key``, or an insecure one
+                connecting off loopback.
+        """
+        return await self._networked().connect(
+            endpoint, None if key is None else curve_key(key, "key")
+        )
+
+    @property
+    def peers(self) -> list[NodeRef]:
+        """The other nodes currently reachable."""
+        return [] if self._cluster is None else self._cluster.peers
+
+    @property
+    def endpoints(self) -> list[str]:
+        """Where this node listens (its ``listen`` endpoints, as bound)."""
+        return [] if self._cluster is None else list(self._cluster.endpoints)
+
+    def _placement(self, on: NodeRef | str | None) -> str:
+        # The name of the node that ``spawn(on=...)`` means.
+        if on is None:
+            return self.name
+        wanted = on.name if isinstance(on, NodeRef) else on
+        if wanted == self.name:
+            return self.name
+        peers = self.peers
+        names = [peer.name for peer in peers]
+        if wanted in names:
+            return wanted
+        matching = names if wanted == "*" else [p.name for p in peers if wanted in p.tags]
+        if not matching:
+            raise ActorNotFoundError(
+                f"no connected node is named or tagged {wanted!r} "
+                f"(connected: {', '.join(names) or 'none'})"
+            )
+        self._placed += 1
+        return matching[self._placed % len(matching)]
+
+    def _networked(self) -> Cluster:
+        if self._cluster is None:
+            self._cluster = Cluster(
+                self, self._context, self._nursery, self._security, **self._network_options
+            )
+        return self._cluster
+
+    def _node_lost(self, name: str, why: str) -> None:
+        """Another node stopped answering (called by the cluster)."""
 
     @property
     def actors(self) -> list[ActorRef]:
@@ -428,6 +534,9 @@ class Node:
         self, ref: ActorRef, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> None:
         """Deliver a message without waiting for the result (see :meth:`ActorRef.tell`)."""
+        if ref.node != self.name:
+            await self._remote(ref).tell(ref, method, args, kwargs)
+            return
         cell = self._cell(ref, method)
         await self._post(cell, _Call(method, args, kwargs, None))
 
@@ -440,6 +549,8 @@ class Node:
         timeout: float | None,
     ) -> Any:
         """Deliver a message and return the result (see :meth:`ActorRef.ask`)."""
+        if ref.node != self.name:
+            return await self._remote(ref).ask(ref, method, args, kwargs, timeout)
         cell = self._cell(ref, method)
         reply = _Reply()
         try:
@@ -459,12 +570,32 @@ class Node:
             raise reply.error
         return reply.value
 
+    async def _post_ask(
+        self, ref: ActorRef, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> _Reply:
+        # An ask from another node: queued here, answered when its reply is done.
+        cell = self._cell(ref, method)
+        reply = _Reply()
+        await self._post(cell, _Call(method, args, kwargs, reply))
+        return reply
+
+    def _remote(self, ref: ActorRef) -> Cluster:
+        if self._cluster is None:
+            raise ActorNotFoundError(
+                f"{ref!r} lives on node {ref.node!r}, and this node ({self.name!r}) is not "
+                "networked: open it with listen= or connect it to other nodes"
+            )
+        return self._cluster
+
     async def stop(self, ref: ActorRef) -> None:
         """Stop an actor gracefully (see :meth:`ActorRef.stop`).
 
         A supervised actor's supervisor then decides (a permanent child is
         restarted): remove it with ``Supervisor.terminate_child`` instead.
         """
+        if ref.node != self.name:
+            await self._remote(ref).stop(ref, kill=False)
+            return
         cell = self._cell(ref)
         done = cell.incarnation_done
         await self._deliver(cell, _STOP)
@@ -472,6 +603,9 @@ class Node:
 
     async def kill(self, ref: ActorRef) -> None:
         """Stop an actor at once (see :meth:`ActorRef.kill`); a supervisor then decides."""
+        if ref.node != self.name:
+            await self._remote(ref).stop(ref, kill=True)
+            return
         cell = self._cell(ref)
         done = cell.incarnation_done
         cell.kill_now()
@@ -945,16 +1079,30 @@ class Node:
     # ------------------------------------------------------------------ closing
 
     async def aclose(self) -> None:
-        """Stop every actor, newest first, each running its ``on_stop``."""
+        """Stop every actor, newest first, each running its ``on_stop``; then
+        tell the other nodes this one is leaving."""
         self._closing = True
         for cell in reversed(list(self._cells.values())):
             if not cell.done.is_set():
                 await self._deliver(cell, _STOP)
                 await cell.done.wait()
+        if self._cluster is not None:
+            await self._cluster.aclose()
 
 
 @asynccontextmanager
-async def open_node(name: str | None = None, *, codec: Codec | None = None) -> AsyncIterator[Node]:
+async def open_node(
+    name: str | None = None,
+    *,
+    codec: Codec | None = None,
+    listen: str | Sequence[str] = (),
+    keys: tuple[KeyLike, KeyLike] | None = None,
+    allow: Iterable[KeyLike] = (),
+    insecure: bool = False,
+    tags: Iterable[str] = (),
+    heartbeat: float = 1.0,
+    timeout: float = 3.0,
+) -> AsyncIterator[Node]:
     """Run an actor node for the duration of the block.
 
     On exit every actor is stopped, newest first, running its ``on_stop``
@@ -965,14 +1113,41 @@ async def open_node(name: str | None = None, *, codec: Codec | None = None) -> A
             ``"node-<pid>-<n>"``.
         codec: How payloads are encoded when they leave the process (default
             :class:`DefaultCodec`); messages between local actors are never encoded.
+        listen: Endpoint(s) where other nodes reach this one (its control
+            ROUTER), e.g. ``"tcp://0.0.0.0:7000"``. Without it the node is
+            local until it connects to another (:meth:`Node.connect`).
+        keys: This node's CURVE key pair ``(public, secret)`` (Z85 or raw), e.g.
+            from ``trimq keygen``. Required to listen or connect anywhere but
+            loopback and ipc.
+        allow: Public keys of the nodes allowed to connect; any other is
+            refused during the handshake. (Nodes this one connects to, by
+            their key, are allowed too.)
+        insecure: No CURVE: for development on loopback and ipc only (any
+            local process can then drive the node); refused elsewhere.
+        tags: What this node offers (``"gpu"``, ``"region=eu"``), for placement.
+        heartbeat: Seconds between liveness messages to each peer node.
+        timeout: Seconds of silence after which a peer node counts as lost.
+
+    Raises:
+        ValueError: Inconsistent security settings, or no keys off loopback.
 
     .. versionadded:: 0.1
     """
     name = name or f"node-{os.getpid()}-{next(_node_numbers)}"
+    security = NodeSecurity.make(keys, allow, insecure)
+    if insecure:
+        log.warning(
+            "node %r is INSECURE: no CURVE, so any local process can spawn code in it. "
+            "Use it on loopback for development only.",
+            name,
+        )
+    network = {"tags": tuple(tags), "heartbeat": heartbeat, "timeout": timeout}
     async with Context() as context, trio.open_nursery() as nursery:
-        node = Node(name, context, nursery, codec or DefaultCodec())
+        node = Node(name, context, nursery, codec or DefaultCodec(), security, network)
         token = _current_node.set(node)
         try:
+            for endpoint in [listen] if isinstance(listen, str) else listen:
+                await node._networked().listen(endpoint)
             yield node
             await node.aclose()
         finally:

@@ -1,0 +1,656 @@
+"""A node's links to other nodes: the control channel over DEALER/ROUTER.
+
+Each networked node binds a ROUTER. ``connect`` adds a DEALER to another
+node's ROUTER, whose routing id is our node's name, so one connection carries
+messages both ways: we send through the DEALER, the other node answers (and
+asks) through its ROUTER. Envelopes are in ``_wire``; payloads are decoded in
+one place, :meth:`Cluster._payload`, which asks :class:`NodeSecurity` whether
+the sending connection may carry code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import math
+import traceback
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import attrs
+import cloudpickle
+import trio
+
+from .._peer import Peer
+from ..auth import Authenticator
+from ..patterns import Context, Socket
+from ..zmtp import SocketType, z85_encode
+from . import _wire as wire
+from ._codec import CodecError
+from ._errors import ActorError, ActorNotFoundError, ActorStoppedError
+from ._ref import ActorRef
+from ._security import NodeSecurity
+
+if TYPE_CHECKING:
+    from ._actor import Actor
+    from ._node import Node
+
+__all__ = ["Cluster", "NodeRef"]
+
+_Handler = Callable[["Cluster", "_Link", wire.Envelope, Peer | None], Awaitable[None]]
+
+log = logging.getLogger("trimq.actors")
+
+ZAP_DOMAIN = "trimq.node"
+
+
+@attrs.frozen
+class NodeRef:
+    """Another node this one knows, as :meth:`Node.connect` and :attr:`Node.peers` give it.
+
+    Attributes:
+        name: Its node name (the ``node`` of its actors' refs).
+        tags: What it said it offers (``"gpu"``, ``"region=eu"``), for placement.
+        endpoint: Where we reached it, or ``""`` if it connected to us.
+
+    .. versionadded:: 0.1
+    """
+
+    name: str
+    tags: frozenset[str] = frozenset()
+    endpoint: str = attrs.field(default="", eq=False)
+
+
+class _Link:
+    """One known peer node and how to send to it."""
+
+    def __init__(self, send: Callable[[list[bytes]], None], endpoint: str = "") -> None:
+        self.send = send  # never blocks: raises trio.WouldBlock when the queue is full
+        self.endpoint = endpoint
+        self.name = ""
+        self.tags: frozenset[str] = frozenset()
+        self.alive = False
+        self.last_seen = -math.inf
+        self.welcomed = trio.Event()
+
+    @property
+    def ref(self) -> NodeRef:
+        return NodeRef(self.name, self.tags, self.endpoint)
+
+
+class _Pending:
+    """A request to another node, waiting for its REPLY."""
+
+    __slots__ = ("done", "envelope", "error", "node", "peer")
+
+    def __init__(self, node: str) -> None:
+        self.node = node
+        self.done = trio.Event()
+        self.envelope: wire.Envelope | None = None
+        self.peer: Peer | None = None
+        self.error: BaseException | None = None  # set if the node was lost
+
+
+class Cluster:
+    """The networked part of a node (see ``open_node(listen=...)``)."""
+
+    def __init__(
+        self,
+        node: Node,
+        context: Context,
+        nursery: trio.Nursery,
+        security: NodeSecurity,
+        *,
+        tags: Iterable[str],
+        heartbeat: float,
+        timeout: float,
+    ) -> None:
+        if heartbeat <= 0 or timeout <= heartbeat:
+            raise ValueError(
+                f"heartbeat must be > 0 and timeout > heartbeat, got {heartbeat}, {timeout}"
+            )
+        self._node = node
+        self._context = context
+        self._nursery = nursery
+        self._security = security
+        self.tags = frozenset(tags)
+        self._heartbeat = heartbeat
+        self._timeout = timeout
+        self._router: Socket | None = None
+        self._links: dict[str, _Link] = {}  # by node name, once known
+        self._inbound: dict[bytes, _Link] = {}  # ROUTER peers, by routing id
+        self._outbound: list[_Link] = []  # our DEALERs' links, named or not yet
+        self._pending: dict[int, _Pending] = {}
+        self._serving: dict[tuple[str, int], Any] = {}  # asks we run for others
+        self._ids = itertools.count(1)
+        self._authenticator: Authenticator | None = None
+        self._stack = contextlib.AsyncExitStack()
+        self._started = False
+        self.endpoints: list[str] = []
+
+    # ------------------------------------------------------------------ sockets
+
+    def _options(self) -> dict[str, Any]:
+        sec = self._security
+        ms = round(self._heartbeat * 1000)
+        opts: dict[str, Any] = {
+            "linger": 0,
+            "heartbeat_ivl": ms,
+            "heartbeat_timeout": round(self._timeout * 1000),
+            "reconnect_ivl": ms // 4 or 1,
+            "reconnect_ivl_max": ms,
+        }
+        if sec.secure:
+            opts.update(curve_publickey=sec.public, curve_secretkey=sec.secret)
+        return opts
+
+    async def _start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        await self._stack.__aenter__()
+        if self._security.secure:
+            auth = Authenticator(self._context)
+            await self._stack.enter_async_context(auth)
+            auth.configure_curve(ZAP_DOMAIN, list(self._security.allowed))
+            self._authenticator = auth
+        self._nursery.start_soon(self._beat)
+
+    async def listen(self, endpoint: str) -> str:
+        """Bind the control ROUTER at ``endpoint``; returns the endpoint bound."""
+        self._security.check_endpoint(endpoint, "listen on")
+        await self._start()
+        if self._router is None:
+            opts = self._options()
+            if self._security.secure:
+                opts.update(curve_server=True, zap_domain=ZAP_DOMAIN, zap_enforce_domain=True)
+            self._router = self._context.socket(SocketType.ROUTER, router_handover=True, **opts)
+            self._nursery.start_soon(self._serve_router, self._router)
+        bound = await self._router.bind(endpoint)
+        self.endpoints.append(bound)
+        return bound
+
+    async def connect(self, endpoint: str, key: bytes | None) -> NodeRef:
+        """Join the node listening at ``endpoint`` (see :meth:`Node.connect`)."""
+        self._security.check_endpoint(endpoint, "connect to")
+        opts = self._options()
+        if self._security.secure:
+            if key is None:
+                raise ValueError(
+                    f"connecting to {endpoint} needs the node's public key (key=...): "
+                    "CURVE proves the server is who we think only if we know its key"
+                )
+            self._security = self._security.with_peer(key)
+            if self._authenticator is not None:  # let it connect back to us too
+                self._authenticator.configure_curve(ZAP_DOMAIN, list(self._security.allowed))
+            opts["curve_serverkey"] = key
+        await self._start()
+        dealer = self._context.socket(
+            SocketType.DEALER, routing_id=self._node.name.encode(), immediate=True, **opts
+        )
+        link = _Link(dealer.send_multipart_nowait, endpoint)
+        self._outbound.append(link)
+        await dealer.connect(endpoint)
+        self._nursery.start_soon(self._serve_dealer, dealer, link)
+        self._hello(link)
+        wait = max(self._timeout, 5.0)
+        with trio.move_on_after(wait):
+            await link.welcomed.wait()
+            return link.ref
+        self._outbound.remove(link)
+        await dealer.aclose(linger=0)
+        raise ConnectionError(
+            f"no trimq node answered at {endpoint} within {wait} s (not running, "
+            "unreachable, or it refused our key: see its log)"
+        )
+
+    @property
+    def peers(self) -> list[NodeRef]:
+        """The nodes currently reachable."""
+        return [link.ref for link in self._links.values() if link.alive]
+
+    # ------------------------------------------------------------------ receiving
+
+    async def _serve_router(self, router: Socket) -> None:
+        while True:
+            try:
+                message = await router.recv_message()
+            except trio.ClosedResourceError:
+                return
+            frames = message.frames
+            if len(frames) < 2:
+                continue
+            identity = frames[0]
+            link = self._inbound.get(identity)
+            if link is None:
+                link = _Link(self._router_sender(router, identity))
+                self._inbound[identity] = link
+            await self._receive(link, frames[1:], message.peer)
+
+    def _router_sender(self, router: Socket, identity: bytes) -> Callable[[list[bytes]], None]:
+        def send(frames: list[bytes]) -> None:
+            router.send_multipart_nowait([identity, *frames])
+
+        return send
+
+    async def _serve_dealer(self, dealer: Socket, link: _Link) -> None:
+        while True:
+            try:
+                message = await dealer.recv_message()
+            except trio.ClosedResourceError:
+                return
+            await self._receive(link, message.frames, message.peer)
+
+    async def _receive(self, link: _Link, frames: list[bytes], peer: Peer | None) -> None:
+        try:
+            env = wire.decode_envelope(frames)
+        except wire.ProtocolError as exc:
+            log.warning("node %r: dropped a message from %s: %s", self._node.name, _who(peer), exc)
+            return
+        if env.kind == wire.HELLO:
+            self._on_hello(link, env)
+            return
+        if env.kind == wire.WELCOME:
+            self._on_welcome(link, env)
+            return
+        if not link.name:
+            if env.kind != wire.WHO:
+                self._send(link, wire.WHO, {})  # a node that forgot us, or a stranger
+            else:
+                self._hello(link)
+            return
+        self._seen(link)
+        handler = self._handlers.get(env.kind)
+        if handler is not None:
+            await handler(self, link, env, peer)
+
+    def _seen(self, link: _Link) -> None:
+        link.last_seen = trio.current_time()
+        if not link.alive:
+            link.alive = True
+            if link.welcomed.is_set():
+                log.info("node %r: node %r is back", self._node.name, link.name)
+
+    def _hello(self, link: _Link) -> None:
+        self._send(link, wire.HELLO, self._about())
+
+    def _about(self) -> dict[str, Any]:
+        return {"name": self._node.name, "tags": sorted(self.tags)}
+
+    def _learn(self, link: _Link, env: wire.Envelope) -> bool:
+        name = env.get("name", str, "")
+        tags = env.get("tags", list, [])
+        if not name or name == self._node.name:
+            log.warning("node %r: refused a peer calling itself %r", self._node.name, name)
+            return False
+        link.name = name
+        link.tags = frozenset(t for t in tags if isinstance(t, str))
+        known = self._links.get(name)
+        if known is None or not known.alive or known is link:
+            self._links[name] = link
+        return True
+
+    def _on_hello(self, link: _Link, env: wire.Envelope) -> None:
+        if self._learn(link, env):
+            self._seen(link)
+            self._send(link, wire.WELCOME, self._about())
+            link.welcomed.set()
+
+    def _on_welcome(self, link: _Link, env: wire.Envelope) -> None:
+        if self._learn(link, env):
+            self._seen(link)
+            link.welcomed.set()
+
+    # ------------------------------------------------------------------ sending
+
+    def _send(
+        self,
+        link: _Link,
+        kind: bytes,
+        header: dict[str, Any],
+        payload: tuple[bytes, bytes] | None = None,
+    ) -> bool:
+        # Never blocks: a peer whose queue is full (or not connected) misses
+        # this message, and asks waiting on it time out or see the node lost.
+        try:
+            link.send(wire.encode_envelope(kind, header, payload))
+        except (trio.WouldBlock, trio.ClosedResourceError):
+            return False
+        return True
+
+    def _link(self, node: str) -> _Link:
+        link = self._links.get(node)
+        if link is None or not link.alive:
+            state = "is not connected" if link is None else "was lost"
+            raise ActorNotFoundError(f"node {node!r} {state} (from node {self._node.name!r})")
+        return link
+
+    async def _request(
+        self,
+        node: str,
+        kind: bytes,
+        header: dict[str, Any],
+        payload: tuple[bytes, bytes] | None,
+        timeout: float | None,
+    ) -> tuple[wire.Envelope, Peer | None]:
+        link = self._link(node)
+        rid = next(self._ids)
+        pending = self._pending[rid] = _Pending(node)
+        try:
+            with trio.fail_after(timeout) if timeout is not None else contextlib.nullcontext():
+                if not self._send(link, kind, {**header, "id": rid}, payload):
+                    raise ActorStoppedError(f"node {node!r} is not reachable now")
+                await pending.done.wait()
+        except BaseException:
+            self._send(link, wire.CANCEL, {"id": rid})  # best effort
+            raise
+        finally:
+            del self._pending[rid]
+        if pending.error is not None:
+            raise pending.error
+        assert pending.envelope is not None
+        return pending.envelope, pending.peer
+
+    # ------------------------------------------------------------------ the API
+
+    async def tell(
+        self, ref: ActorRef, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        link = self._link(ref.node)
+        payload = self._node.codec.encode((args, kwargs))
+        if not self._send(link, wire.CALL, {"actor": ref.name, "method": method}, payload):
+            raise ActorStoppedError(f"node {ref.node!r} is not reachable now")
+        await trio.lowlevel.checkpoint()
+
+    async def ask(
+        self,
+        ref: ActorRef,
+        method: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        timeout: float | None,
+    ) -> Any:
+        payload = self._node.codec.encode((args, kwargs))
+        try:
+            env, peer = await self._request(
+                ref.node, wire.CALL, {"actor": ref.name, "method": method}, payload, timeout
+            )
+        except trio.TooSlowError:
+            raise TimeoutError(
+                f"actor {ref.name!r} on node {ref.node!r} did not answer {method}() within "
+                f"{timeout} s; its handler was cancelled"
+            ) from None
+        return self._outcome(env, peer)
+
+    async def spawn(
+        self,
+        node: str,
+        cls: type[Actor],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        options: dict[str, Any],
+    ) -> ActorRef:
+        payload = self._node.codec.encode((cls, args, kwargs))
+        env, peer = await self._request(node, wire.SPAWN, options, payload, None)
+        try:
+            self._outcome(env, peer)
+        except Exception as exc:
+            if not _cannot_import(exc, cls):
+                raise
+            # That host cannot import the class: send it by value this time.
+            payload = _by_value(self._node.codec.encode, (cls, args, kwargs), cls)
+            env, peer = await self._request(node, wire.SPAWN, options, payload, None)
+            self._outcome(env, peer)
+        return ActorRef(node, env.get("name", str, ""))
+
+    async def stop(self, ref: ActorRef, *, kill: bool) -> None:
+        env, peer = await self._request(
+            ref.node, wire.STOP, {"actor": ref.name, "kill": kill}, None, None
+        )
+        self._outcome(env, peer)
+
+    async def lookup(self, name: str) -> ActorRef | None:
+        """Ask every reachable node for an actor called ``name``; the first found."""
+        for link in list(self._links.values()):
+            if not link.alive:
+                continue
+            try:
+                env, _ = await self._request(
+                    link.name, wire.LOOKUP, {"name": name}, None, self._timeout
+                )
+            except (ActorNotFoundError, ActorStoppedError, trio.TooSlowError):
+                continue
+            if env.get("found", bool, False):
+                return ActorRef(link.name, name)
+        return None
+
+    def _outcome(self, env: wire.Envelope, peer: Peer | None) -> Any:
+        value = self._payload(env, peer) if env.tag is not None else None
+        if env.get("ok", bool, False):
+            return value
+        raise self._error(env, value)
+
+    def _error(self, env: wire.Envelope, value: object) -> BaseException:
+        remote_tb = env.get("tb", str, "")
+        if isinstance(value, BaseException):
+            if remote_tb:
+                value.add_note(f"remote traceback (node {env.get('node', str, '?')}):\n{remote_tb}")
+            return value
+        return ActorError(
+            env.get("message", str, "the remote handler failed"),
+            type_name=env.get("type", str, ""),
+            traceback_text=remote_tb,
+        )
+
+    # ------------------------------------------------------------------ serving
+
+    def _payload(self, env: wire.Envelope, peer: Peer | None) -> object:
+        """Decode a payload: the single place where the sender's trust decides
+        whether it may carry code (classes, functions, arbitrary objects)."""
+        assert env.tag is not None
+        return self._node.codec.decode(env.tag, env.data, allow_code=self._security.trusts(peer))
+
+    def _reply(
+        self, link: _Link, rid: int, result: Any = None, error: BaseException | None = None
+    ) -> None:
+        header: dict[str, Any] = {"id": rid, "ok": error is None, "node": self._node.name}
+        if error is None:
+            payload = None if result is None else self._node.codec.encode(result)
+            self._send(link, wire.REPLY, header, payload)
+            return
+        header["type"] = f"{type(error).__module__}.{type(error).__qualname__}"
+        header["message"] = str(error)
+        header["tb"] = "".join(traceback.format_exception(error))
+        try:
+            payload = self._node.codec.encode(error)
+        except CodecError:
+            payload = None  # the asker gets an ActorError with the type and traceback
+        self._send(link, wire.REPLY, header, payload)
+
+    async def _on_call(self, link: _Link, env: wire.Envelope, peer: Peer | None) -> None:
+        rid = env.get("id", int)
+        actor, method = env.get("actor", str, ""), env.get("method", str, "")
+        try:
+            if env.tag is None:
+                raise wire.ProtocolError("a call without arguments")
+            decoded = self._payload(env, peer)
+            if not (isinstance(decoded, tuple) and len(decoded) == 2):
+                raise wire.ProtocolError("call arguments are (args, kwargs)")
+            args, kwargs = decoded
+            if not isinstance(args, tuple) or not isinstance(kwargs, dict):
+                raise wire.ProtocolError("call arguments are (args, kwargs)")
+            ref = ActorRef(self._node.name, actor)
+            if rid is None:
+                await self._node.tell(ref, method, args, kwargs)
+                return
+            reply = await self._node._post_ask(ref, method, args, kwargs)
+        except Exception as exc:
+            if rid is None:
+                log.warning(
+                    "node %r: a tell from node %r failed: %r", self._node.name, link.name, exc
+                )
+            else:
+                self._reply(link, rid, error=exc)
+            return
+        self._serving[(link.name, rid)] = reply
+        self._nursery.start_soon(self._answer, link, rid, reply)
+
+    async def _answer(self, link: _Link, rid: int, reply: Any) -> None:
+        try:
+            await reply.done.wait()
+        finally:
+            self._serving.pop((link.name, rid), None)
+        if not reply.abandoned:
+            self._reply(link, rid, reply.value, reply.error)
+
+    async def _on_cancel(self, link: _Link, env: wire.Envelope, peer: Peer | None) -> None:
+        reply = self._serving.pop((link.name, env.get("id", int, 0)), None)
+        if reply is not None:
+            reply.abandon()
+
+    async def _on_reply(self, link: _Link, env: wire.Envelope, peer: Peer | None) -> None:
+        pending = self._pending.get(env.get("id", int, 0))
+        if pending is None or pending.node != link.name:
+            return  # late (the asker gave up), or not ours to answer
+        pending.envelope, pending.peer = env, peer
+        pending.done.set()
+
+    async def _on_spawn(self, link: _Link, env: wire.Envelope, peer: Peer | None) -> None:
+        self._nursery.start_soon(self._spawn_here, link, env, peer)
+
+    async def _spawn_here(self, link: _Link, env: wire.Envelope, peer: Peer | None) -> None:
+        rid = env.get("id", int, 0)
+        try:
+            if env.tag is None:
+                raise wire.ProtocolError("a spawn without a class")
+            decoded = self._payload(env, peer)
+            if not (isinstance(decoded, tuple) and len(decoded) == 3):
+                raise wire.ProtocolError("spawn arguments are (class, args, kwargs)")
+            cls, args, kwargs = decoded
+            ref = await self._node.spawn(
+                cls,
+                *args,
+                name=env.get("name", str),
+                mailbox_size=env.get("mailbox_size", int, 1000),
+                shutdown=env.get("shutdown", float, 5.0),
+                **kwargs,
+            )
+        except Exception as exc:
+            self._reply(link, rid, error=exc)
+            return
+        self._send(link, wire.REPLY, {"id": rid, "ok": True, "name": ref.name})
+
+    async def _on_stop(self, link: _Link, env: wire.Envelope, peer: Peer | None) -> None:
+        self._nursery.start_soon(self._stop_here, link, env)
+
+    async def _stop_here(self, link: _Link, env: wire.Envelope) -> None:
+        rid = env.get("id", int, 0)
+        ref = ActorRef(self._node.name, env.get("actor", str, ""))
+        try:
+            if env.get("kill", bool, False):
+                await self._node.kill(ref)
+            else:
+                await self._node.stop(ref)
+        except Exception as exc:
+            self._reply(link, rid, error=exc)
+            return
+        self._reply(link, rid)
+
+    async def _on_lookup(self, link: _Link, env: wire.Envelope, peer: Peer | None) -> None:
+        found = self._node.lookup_local(env.get("name", str, "")) is not None
+        self._send(link, wire.REPLY, {"id": env.get("id", int, 0), "ok": True, "found": found})
+
+    async def _on_ping(self, link: _Link, env: wire.Envelope, peer: Peer | None) -> None:
+        return  # _receive already noted that the peer is alive
+
+    async def _on_bye(self, link: _Link, env: wire.Envelope, peer: Peer | None) -> None:
+        log.info("node %r: node %r left", self._node.name, link.name)
+        self._lose(link, f"node {link.name!r} closed")
+
+    _handlers: ClassVar[dict[bytes, _Handler]] = {
+        wire.CALL: _on_call,
+        wire.CANCEL: _on_cancel,
+        wire.REPLY: _on_reply,
+        wire.SPAWN: _on_spawn,
+        wire.STOP: _on_stop,
+        wire.LOOKUP: _on_lookup,
+        wire.PING: _on_ping,
+        wire.BYE: _on_bye,
+    }
+
+    # ------------------------------------------------------------------ liveness
+
+    async def _beat(self) -> None:
+        while True:
+            await trio.sleep(self._heartbeat)
+            now = trio.current_time()
+            for link in self._all_links():
+                if link.alive and now - link.last_seen > self._timeout:
+                    log.warning(
+                        "node %r: node %r lost (nothing heard for %.1f s)",
+                        self._node.name,
+                        link.name,
+                        now - link.last_seen,
+                    )
+                    self._lose(link, f"node {link.name!r} lost")
+                if link.endpoint and not link.alive:
+                    self._hello(link)  # rejoin once it answers
+                else:
+                    self._send(link, wire.PING, {})
+
+    def _all_links(self) -> list[_Link]:
+        links = {id(link): link for link in self._outbound}
+        links.update({id(link): link for link in self._links.values()})
+        links.update({id(link): link for link in self._inbound.values() if link.name})
+        return list(links.values())
+
+    def _lose(self, link: _Link, why: str) -> None:
+        link.alive = False
+        for rid, pending in list(self._pending.items()):
+            if pending.node == link.name and not pending.done.is_set():
+                pending.error = ActorStoppedError(f"{why} before answering request {rid}")
+                pending.done.set()
+        for (name, _), reply in list(self._serving.items()):
+            if name == link.name:
+                reply.abandon()  # nobody is left to answer
+        self._node._node_lost(link.name, why)
+
+    async def aclose(self) -> None:
+        """Tell peers we are leaving, then close the sockets."""
+        for link in self._all_links():
+            if link.alive:
+                self._send(link, wire.BYE, {})
+        await trio.lowlevel.checkpoint()
+        await self._stack.aclose()
+
+
+def _who(peer: Peer | None) -> str:
+    if peer is None:
+        return "an unknown peer"
+    if peer.public_key is not None:
+        return f"{peer.address} (key {z85_encode(peer.public_key).decode()})"
+    return peer.address or peer.transport
+
+
+def _cannot_import(exc: BaseException, cls: type) -> bool:
+    # The remote decoder's error names what it could not find.
+    text = f"{exc} {' '.join(getattr(exc, '__notes__', ()))}"
+    return ("No module named" in text or "has no attribute" in text) and (
+        cls.__module__.split(".")[0] in text or cls.__qualname__ in text
+    )
+
+
+def _by_value(
+    encode: Callable[[object], tuple[bytes, bytes]], obj: object, cls: type
+) -> tuple[bytes, bytes]:
+    import sys
+
+    module = sys.modules.get(cls.__module__)
+    if module is None or cls.__module__ == "__main__":
+        return encode(obj)
+    cloudpickle.register_pickle_by_value(module)
+    try:
+        return encode(obj)
+    finally:
+        cloudpickle.unregister_pickle_by_value(module)

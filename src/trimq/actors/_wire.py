@@ -1,0 +1,106 @@
+"""The node-to-node protocol: envelopes on the control DEALER/ROUTER channel.
+
+Sans-I/O: this module turns envelopes into frames and back, and nothing else.
+
+An envelope is two or four frames (after the ROUTER's routing-id frame):
+
+* ``kind``: one of the ``KIND_*`` names below, as ASCII;
+* ``header``: plain data (a dict with str keys), encoded by ``encode_plain``:
+  ids, names, flags. It is decoded whoever sent it, since plain data builds
+  nothing but plain values;
+* ``tag``, ``data`` (optional): a payload encoded by the node's codec (a
+  call's arguments, a result, a class to spawn). Decoding it is the trust
+  decision, made elsewhere (see ``_cluster.Cluster._payload``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+import attrs
+
+from ._codec import CodecError, decode_plain, encode_plain
+
+__all__ = ["Envelope", "ProtocolError", "decode_envelope", "encode_envelope"]
+
+#: First message on a link: who we are (name, tags, events endpoint port).
+HELLO: Final = b"hello"
+#: The answer to HELLO: who the other side is.
+WELCOME: Final = b"welcome"
+#: Liveness, sent every heartbeat interval either way.
+PING: Final = b"ping"
+#: "I do not know you": the receiver should send HELLO again.
+WHO: Final = b"who"
+#: A tell (no id) or an ask (with an id): method, args and kwargs in the payload.
+CALL: Final = b"call"
+#: An ask's outcome: the result, or the error, in the payload.
+REPLY: Final = b"reply"
+#: The asker gave up (timeout, cancellation): cancel the handler.
+CANCEL: Final = b"cancel"
+#: Start an actor here: class, args and kwargs in the payload.
+SPAWN: Final = b"spawn"
+#: Stop or kill an actor here.
+STOP: Final = b"stop"
+#: Is an actor of this name here?
+LOOKUP: Final = b"lookup"
+#: The node is closing (so it is not lost, just gone).
+BYE: Final = b"bye"
+
+KINDS: Final = frozenset({HELLO, WELCOME, PING, WHO, CALL, REPLY, CANCEL, SPAWN, STOP, LOOKUP, BYE})
+
+#: The largest header we decode: headers are a few names and numbers.
+MAX_HEADER: Final = 4096
+
+
+class ProtocolError(Exception):
+    """A peer sent frames that are not an envelope (the message is dropped)."""
+
+
+@attrs.frozen
+class Envelope:
+    """One decoded message: its kind, its header, and its still-encoded payload."""
+
+    kind: bytes
+    header: dict[str, Any]
+    tag: bytes | None = None
+    data: bytes = b""
+
+    def get(self, key: str, kind: type, default: Any = None) -> Any:
+        """``header[key]`` if it has type ``kind``, else ``default`` (a peer may lie)."""
+        value = self.header.get(key, default)
+        return value if isinstance(value, kind) else default
+
+
+def encode_envelope(
+    kind: bytes, header: dict[str, Any], payload: tuple[bytes, bytes] | None = None
+) -> list[bytes]:
+    """The frames of one envelope (``payload`` is a codec's ``(tag, data)``)."""
+    frames = [kind, encode_plain(header)]
+    if payload is not None:
+        frames.extend(payload)
+    return frames
+
+
+def decode_envelope(frames: Sequence[bytes]) -> Envelope:
+    """Parse the frames of one envelope; never decodes the payload.
+
+    Raises:
+        ProtocolError: Wrong frame count, unknown kind, or a bad header.
+    """
+    if len(frames) not in (2, 4):
+        raise ProtocolError(f"an envelope has 2 or 4 frames, got {len(frames)}")
+    kind, raw = bytes(frames[0]), frames[1]
+    if kind not in KINDS:
+        raise ProtocolError(f"unknown message kind {kind[:20]!r}")
+    if len(raw) > MAX_HEADER:
+        raise ProtocolError(f"header of {len(raw)} bytes (at most {MAX_HEADER})")
+    try:
+        header = decode_plain(bytes(raw))
+    except CodecError as exc:
+        raise ProtocolError(f"bad header: {exc}") from None
+    if not isinstance(header, dict) or not all(isinstance(k, str) for k in header):
+        raise ProtocolError("a header is a dict with str keys")
+    if len(frames) == 2:
+        return Envelope(kind, header)
+    return Envelope(kind, header, bytes(frames[2]), frames[3])
