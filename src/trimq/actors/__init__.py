@@ -28,12 +28,14 @@ themselves, never copied or pickled: a mutable argument is shared with the
 actor, so send values you will not change afterwards (or copies). Only a
 message that leaves the process is encoded, by a :class:`Codec`.
 
-Work in progress: distribution across nodes comes next.
+Nodes connect to each other over ZMTP (``open_node(listen=...)``,
+:meth:`Node.connect`): refs to actors on other nodes work like local ones.
 
 .. versionadded:: 0.1
 """
 
 from ._actor import Actor as Actor
+from ._cluster import NodeRef as NodeRef
 from ._codec import Codec as Codec
 from ._codec import CodecError as CodecError
 from ._codec import DefaultCodec as DefaultCodec
@@ -64,6 +66,7 @@ __all__ = [
     "ExitReason",
     "LinkedActorError",
     "Node",
+    "NodeRef",
     "RestartIntensityError",
     "Supervisor",
     "Timer",

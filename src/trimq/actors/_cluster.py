@@ -22,6 +22,7 @@ import attrs
 import cloudpickle
 import trio
 
+from .._monitor import EventType
 from .._peer import Peer
 from ..auth import Authenticator
 from ..patterns import Context, Socket
@@ -125,7 +126,6 @@ class Cluster:
         self._serving: dict[tuple[str, int], Any] = {}  # asks we run for others
         self._ids = itertools.count(1)
         self._authenticator: Authenticator | None = None
-        self._stack = contextlib.AsyncExitStack()
         self._started = False
         self.endpoints: list[str] = []
 
@@ -149,13 +149,16 @@ class Cluster:
         if self._started:
             return
         self._started = True
-        await self._stack.__aenter__()
         if self._security.secure:
-            auth = Authenticator(self._context)
-            await self._stack.enter_async_context(auth)
-            auth.configure_curve(ZAP_DOMAIN, list(self._security.allowed))
-            self._authenticator = auth
+            self._authenticator = await self._nursery.start(self._authenticate)
         self._nursery.start_soon(self._beat)
+
+    async def _authenticate(self, task_status: trio.TaskStatus[Authenticator]) -> None:
+        # The ZAP handler that enforces the allow-list, for the node's lifetime.
+        async with Authenticator(self._context) as auth:
+            auth.configure_curve(ZAP_DOMAIN, list(self._security.allowed))
+            task_status.started(auth)
+            await trio.sleep_forever()
 
     async def listen(self, endpoint: str) -> str:
         """Bind the control ROUTER at ``endpoint``; returns the endpoint bound."""
@@ -191,18 +194,38 @@ class Cluster:
         )
         link = _Link(dealer.send_multipart_nowait, endpoint)
         self._outbound.append(link)
-        await dealer.connect(endpoint)
-        self._nursery.start_soon(self._serve_dealer, dealer, link)
-        self._hello(link)
-        wait = max(self._timeout, 5.0)
-        with trio.move_on_after(wait):
-            await link.welcomed.wait()
+        refused: list[str] = []
+        wait = max(2 * self._timeout, 5.0)
+        async with dealer.monitor() as events, trio.open_nursery() as nursery:
+            await dealer.connect(endpoint)
+            self._nursery.start_soon(self._serve_dealer, dealer, link)
+
+            async def join() -> None:
+                # immediate=True: this waits for the connection (later HELLOs,
+                # from the heartbeat, are dropped while there is none).
+                await dealer.send_multipart(wire.encode_envelope(wire.HELLO, self._about()))
+                await link.welcomed.wait()
+                nursery.cancel_scope.cancel()
+
+            async def watch() -> None:
+                event = await events.wait_for(EventType.HANDSHAKE_FAILED_AUTH)
+                refused.append(event.reason or f"status {event.value}")
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(join)
+            nursery.start_soon(watch)
+            nursery.cancel_scope.deadline = trio.current_time() + wait
+        if link.welcomed.is_set():
             return link.ref
         self._outbound.remove(link)
         await dealer.aclose(linger=0)
+        if refused:
+            raise ConnectionRefusedError(
+                f"the node at {endpoint} refused this node's key ({refused[0]}): add "
+                f"{z85_encode(self._security.public or b'').decode()} to its allow-list"
+            )
         raise ConnectionError(
-            f"no trimq node answered at {endpoint} within {wait} s (not running, "
-            "unreachable, or it refused our key: see its log)"
+            f"no trimq node answered at {endpoint} within {wait} s (not running, or unreachable)"
         )
 
     @property
@@ -271,6 +294,7 @@ class Cluster:
             link.alive = True
             if link.welcomed.is_set():
                 log.info("node %r: node %r is back", self._node.name, link.name)
+            self._node._membership_changed()
 
     def _hello(self, link: _Link) -> None:
         self._send(link, wire.HELLO, self._about())
@@ -607,6 +631,7 @@ class Cluster:
 
     def _lose(self, link: _Link, why: str) -> None:
         link.alive = False
+        self._node._membership_changed()
         for rid, pending in list(self._pending.items()):
             if pending.node == link.name and not pending.done.is_set():
                 pending.error = ActorStoppedError(f"{why} before answering request {rid}")
@@ -622,7 +647,6 @@ class Cluster:
             if link.alive:
                 self._send(link, wire.BYE, {})
         await trio.lowlevel.checkpoint()
-        await self._stack.aclose()
 
 
 def _who(peer: Peer | None) -> str:

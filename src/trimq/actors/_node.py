@@ -310,6 +310,7 @@ class Node:
         }
         self._cluster: Cluster | None = None
         self._placed = 0  # spreads spawn(on="*" or a tag) over the matching nodes
+        self._members = trio.Event()  # set (and replaced) when peers change
         self._closing = False
 
     def __repr__(self) -> str:
@@ -496,6 +497,20 @@ class Node:
                 self, self._context, self._nursery, self._security, **self._network_options
             )
         return self._cluster
+
+    async def membership_changed(self) -> None:
+        """Return at the next change of :attr:`peers`: a node joined, came
+        back, was lost or left. Loop on it to wait for a condition::
+
+            with trio.fail_after(10):
+                while "worker-1" not in [peer.name for peer in node.peers]:
+                    await node.membership_changed()
+        """
+        await self._members.wait()
+
+    def _membership_changed(self) -> None:
+        self._members.set()
+        self._members = trio.Event()
 
     def _node_lost(self, name: str, why: str) -> None:
         """Another node stopped answering (called by the cluster)."""
@@ -1142,15 +1157,23 @@ async def open_node(
             name,
         )
     network = {"tags": tuple(tags), "heartbeat": heartbeat, "timeout": timeout}
-    async with Context() as context, trio.open_nursery() as nursery:
-        node = Node(name, context, nursery, codec or DefaultCodec(), security, network)
-        token = _current_node.set(node)
-        try:
-            for endpoint in [listen] if isinstance(listen, str) else listen:
-                await node._networked().listen(endpoint)
-            yield node
-            await node.aclose()
-        finally:
-            node._closing = True
-            _current_node.reset(token)
-            nursery.cancel_scope.cancel()
+    try:
+        async with Context() as context, trio.open_nursery() as nursery:
+            node = Node(name, context, nursery, codec or DefaultCodec(), security, network)
+            token = _current_node.set(node)
+            try:
+                for endpoint in [listen] if isinstance(listen, str) else listen:
+                    await node._networked().listen(endpoint)
+                yield node
+                await node.aclose()
+            finally:
+                node._closing = True
+                _current_node.reset(token)
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # Whatever crosses the nursery comes wrapped; a single error (the
+        # block's own, usually) is raised as itself, as Context does.
+        if len(group.exceptions) != 1:
+            raise
+        error = group.exceptions[0]
+        raise error from error.__cause__

@@ -1,0 +1,170 @@
+"""Secure by default: CURVE between nodes, the allow-list, loopback-only insecure mode."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+import zmq
+
+import trimq
+from trimq import actors
+from trimq.actors import _wire as wire
+from trimq.actors._security import NodeSecurity
+from trimq.zmtp import curve_key
+
+TIMEOUT = 10
+
+
+class Echo(actors.Actor):
+    def echo(self, value: Any) -> Any:
+        return value
+
+
+class _Touch:
+    """Unpickling this creates a file: proof that a payload was decoded."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> Any:
+        return (Path.touch, (Path(self.path),))
+
+
+def keypair() -> tuple[bytes, bytes]:
+    return trimq.curve_keypair()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"listen": "tcp://0.0.0.0:*"}, "without CURVE keys"),
+        ({"listen": "tcp://0.0.0.0:*", "insecure": True}, "loopback and ipc endpoints only"),
+        ({"listen": "tcp://127.0.0.1:*"}, "pass insecure=True"),
+        ({"insecure": True, "keys": keypair()}, "choose one"),
+        ({"allow": [keypair()[0]]}, "allow= needs keys"),
+        ({"keys": (keypair()[0], keypair()[1])}, "does not match"),
+    ],
+)
+async def test_unsafe_or_inconsistent_settings_are_refused(
+    kwargs: dict[str, Any], match: str
+) -> None:
+    with pytest.raises(ValueError, match=match):
+        async with actors.open_node(**kwargs):
+            pass
+
+
+async def test_connecting_needs_keys_off_loopback_and_the_peers_key() -> None:
+    async with actors.open_node(insecure=True) as node:
+        with pytest.raises(ValueError, match="without CURVE keys"):
+            await node.connect("tcp://10.1.2.3:7000")
+    async with actors.open_node(keys=keypair()) as node:
+        with pytest.raises(ValueError, match="needs the node's public key"):
+            await node.connect("tcp://127.0.0.1:7000")
+
+
+async def test_curve_nodes_that_allow_each_other_work_together() -> None:
+    a_pub, a_sec = keypair()
+    b_pub, b_sec = keypair()
+    async with (
+        actors.open_node("a", listen="tcp://127.0.0.1:*", keys=(a_pub, a_sec), allow=[b_pub]) as a,
+        actors.open_node("b", keys=(b_pub, b_sec)) as b,
+    ):
+        with trio.fail_after(TIMEOUT):
+            await b.connect(a.endpoints[0], key=a_pub)
+            ref = await b.spawn(Echo, on="a")  # code travels: both sides trust
+            assert await b.ask(ref, "echo", ({"x": [1, 2]},), {}, None) == {"x": [1, 2]}
+            back = await a.spawn(Echo, on="b")
+            assert await a.ask(back, "echo", (b"raw",), {}, None) == b"raw"
+
+
+async def test_a_node_with_a_key_not_allowed_gets_nothing(tmp_path: Path) -> None:
+    a_pub, a_sec = keypair()
+    intruder = keypair()
+    async with actors.open_node(
+        "a",
+        listen="tcp://127.0.0.1:*",
+        keys=(a_pub, a_sec),
+        allow=[keypair()[0]],
+    ) as a:
+        async with actors.open_node("intruder", keys=intruder) as bad:
+            with pytest.raises(ConnectionRefusedError, match="refused this node's key"):
+                await bad.connect(a.endpoints[0], key=a_pub)
+            assert bad.peers == []
+        assert a.peers == []
+        assert a.actors == []
+
+
+async def test_raw_libzmq_intruders_are_refused_before_any_payload_is_read(tmp_path: Path) -> None:
+    """A NULL client, and a CURVE client with an unknown key, each send a spawn
+    whose payload would create a file if unpickled; neither gets through the
+    handshake, while an allowed node does."""
+    a_pub, a_sec = keypair()
+    ok_pub, ok_sec = keypair()
+    marker = tmp_path / "pwned"
+    evil = wire.encode_envelope(wire.SPAWN, {"id": 1}, (b"c", pickle.dumps(_Touch(str(marker)))))
+    async with actors.open_node(
+        "a", listen="tcp://127.0.0.1:*", keys=(a_pub, a_sec), allow=[ok_pub]
+    ) as a:
+        ctx = zmq.Context()
+        try:
+            null = ctx.socket(zmq.DEALER)
+            curve = ctx.socket(zmq.DEALER)
+            stranger_pub, stranger_sec = keypair()
+            curve.curve_publickey, curve.curve_secretkey = stranger_pub, stranger_sec
+            curve.curve_serverkey = a_pub
+            for sock in (null, curve):
+                sock.linger = 0
+                sock.connect(a.endpoints[0])
+                sock.send_multipart(evil)
+            # The allowed node's round trip proves the node had time to read
+            # whatever reached it.
+            async with actors.open_node("ok", keys=(ok_pub, ok_sec)) as ok:
+                await ok.connect(a.endpoints[0], key=a_pub)
+                ref = await ok.spawn(Echo, on="a")
+                assert await ok.ask(ref, "echo", (1,), {}, None) == 1
+            for sock in (null, curve):
+                assert sock.poll(100) == 0  # no answer: no handshake
+        finally:
+            ctx.destroy(linger=0)
+        assert not marker.exists()
+        assert [ref.name for ref in a.actors] == ["Echo-1"]
+
+
+def _peer(mechanism: str, key: bytes | None, address: str = "10.0.0.5:4000") -> trimq.Peer:
+    transport = "tcp"
+    return trimq.Peer(transport, address=address, mechanism=mechanism, public_key=key)
+
+
+def test_trust_is_decided_by_the_proven_key_or_loopback() -> None:
+    allowed_pub, _ = keypair()
+    other_pub, _ = keypair()
+    secure = NodeSecurity.make(keypair(), [allowed_pub], insecure=False)
+    assert secure.trusts(_peer("CURVE", curve_key(allowed_pub)))
+    assert not secure.trusts(_peer("CURVE", curve_key(other_pub)))
+    assert not secure.trusts(_peer("NULL", None))
+    assert not secure.trusts(None)
+    insecure = NodeSecurity.make(None, [], insecure=True)
+    assert insecure.trusts(_peer("NULL", None, "127.0.0.1:5555"))
+    assert insecure.trusts(_peer("NULL", None, "[::1]:5555"))
+    assert not insecure.trusts(_peer("NULL", None, "10.0.0.5:5555"))
+
+
+def test_code_from_an_untrusted_peer_is_never_unpickled(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    codec = actors.DefaultCodec()
+    tag, data = codec.encode(_Touch(str(marker)))
+    assert tag == b"c"
+    secure = NodeSecurity.make(keypair(), [], insecure=False)
+    stranger = _peer("CURVE", curve_key(keypair()[0]))
+    with pytest.raises(actors.CodecError, match="refusing to unpickle code"):
+        codec.decode(tag, data, allow_code=secure.trusts(stranger))
+    assert not marker.exists()
+    # Plain data from the same peer is fine: it cannot name code.
+    tag, data = codec.encode({"n": 1})
+    assert codec.decode(tag, data, allow_code=secure.trusts(stranger)) == {"n": 1}
+    assert os.path.exists(tmp_path)

@@ -1,0 +1,277 @@
+"""Nodes on loopback: remote tell/ask/spawn/lookup/stop, errors, timeouts, node loss.
+
+Each test runs real nodes in this process, talking ZMTP over tcp on 127.0.0.1
+(insecure mode; CURVE has its own tests in test_node_security.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from trimq import actors
+
+TIMEOUT = 10
+FAST: dict[str, Any] = {"heartbeat": 0.05, "timeout": 0.4}
+
+
+class Counter(actors.Actor):
+    def __init__(
+        self,
+        start: int = 0,
+        log: list[str] | None = None,
+        cancelled: trio.Event | None = None,
+        busy: trio.Event | None = None,
+    ) -> None:
+        self.count = start
+        self.log = log if log is not None else []
+        self.cancelled = cancelled
+        self.busy = busy
+
+    def add(self, n: int = 1) -> int:
+        self.count += n
+        return self.count
+
+    def get(self) -> int:
+        return self.count
+
+    def fail(self, text: str) -> None:
+        raise KeyError(text)
+
+    async def slow(self) -> None:
+        if self.busy is not None:
+            self.busy.set()
+        try:
+            await trio.sleep_forever()
+        except trio.Cancelled:
+            self.log.append("slow cancelled")
+            if self.cancelled is not None:
+                self.cancelled.set()
+            raise
+
+    async def ask_back(self, ref: actors.ActorRef) -> Any:
+        # A ref that travelled in a message, used from here.
+        return await ref.ask("get")
+
+    def on_stop(self) -> None:
+        self.log.append("stopped")
+
+
+class Unpicklable(Exception):
+    def __init__(self) -> None:
+        super().__init__("cannot travel")
+        self.lock = trio.Lock()  # not picklable
+
+    def __reduce__(self) -> Any:
+        raise TypeError("no pickling")
+
+
+class Troubled(actors.Actor):
+    def raise_unpicklable(self) -> None:
+        raise Unpicklable
+
+
+@contextlib.asynccontextmanager
+async def pair(**options: Any) -> AsyncIterator[tuple[actors.Node, actors.Node]]:
+    """Node "a" listening on loopback, node "b" connected to it."""
+    async with (
+        actors.open_node("a", listen="tcp://127.0.0.1:*", insecure=True, **options) as a,
+        actors.open_node("b", insecure=True, **options) as b,
+    ):
+        with trio.fail_after(TIMEOUT):
+            await b.connect(a.endpoints[0])
+        yield a, b
+
+
+async def test_connect_returns_a_node_ref_and_both_sides_know_each_other() -> None:
+    async with (
+        actors.open_node("a", listen="tcp://127.0.0.1:*", insecure=True, tags=["gpu"]) as a,
+        actors.open_node("b", insecure=True, tags=["region=eu"]) as b,
+    ):
+        peer = await b.connect(a.endpoints[0])
+        assert peer == actors.NodeRef("a", frozenset({"gpu"}))
+        assert peer.endpoint == a.endpoints[0]
+        assert b.peers == [peer]
+        assert [(p.name, p.tags) for p in a.peers] == [("b", frozenset({"region=eu"}))]
+
+
+async def test_remote_tell_ask_and_proxy_both_ways() -> None:
+    async with pair() as (a, b):
+        on_a = await a.spawn(Counter, 10, name="counter")
+        with trio.fail_after(TIMEOUT):
+            assert await b.ask(on_a, "add", (2,), {}, None) == 12
+            await b.tell(on_a, "add", (3,), {})
+            assert await b.ask(on_a, "get", (), {}, None) == 15
+            # a reaches b's actors through the same connection.
+            on_b = await b.spawn(Counter, 1, name="counter")
+            assert await a.ask(on_b, "add", (1,), {}, None) == 2
+        # ActorRef methods use the node of the calling task (the inner one here).
+        assert await on_a.proxy.add(1) == 16
+
+
+async def test_a_remote_handler_error_is_re_raised_with_the_remote_traceback() -> None:
+    async with pair() as (a, b):
+        ref = await a.spawn(Counter, name="c")
+        with pytest.raises(KeyError, match="boom") as caught:
+            await b.ask(ref, "fail", ("boom",), {}, None)
+        notes = "\n".join(caught.value.__notes__)
+        assert "raised by actor 'c' handling fail()" in notes
+        assert "remote traceback (node a)" in notes
+        assert "in fail" in notes  # the handler's frame, from node a
+
+
+async def test_an_exception_that_cannot_travel_becomes_an_actor_error() -> None:
+    async with pair() as (a, b):
+        ref = await a.spawn(Troubled)
+        with pytest.raises(actors.ActorError, match="cannot travel") as caught:
+            await b.ask(ref, "raise_unpicklable", (), {}, None)
+        assert caught.value.type_name.endswith("Unpicklable")
+        assert "raise_unpicklable" in caught.value.traceback_text
+
+
+async def test_unknown_handlers_and_actors_fail_clearly() -> None:
+    async with pair() as (a, b):
+        ref = await a.spawn(Counter, name="c")
+        with pytest.raises(AttributeError, match="no handler 'nope'"):
+            await b.ask(ref, "nope", (), {}, None)
+        with pytest.raises(actors.ActorNotFoundError, match="no actor named 'ghost'"):
+            await b.ask(actors.ActorRef("a", "ghost"), "get", (), {}, None)
+        with pytest.raises(actors.ActorNotFoundError, match="node 'elsewhere' is not connected"):
+            await b.ask(actors.ActorRef("elsewhere", "c"), "get", (), {}, None)
+
+
+async def test_a_remote_ask_timeout_cancels_the_remote_handler() -> None:
+    cancelled = trio.Event()
+    async with pair() as (a, b):
+        # Node a runs in this process, so its local spawn passes the Event itself.
+        ref = await a.spawn(Counter, 0, None, cancelled, name="c")
+        with pytest.raises(TimeoutError, match="did not answer slow"):
+            await b.ask(ref, "slow", (), {}, 0.2)
+        with trio.fail_after(TIMEOUT):
+            await cancelled.wait()
+            # The actor goes on with the next message.
+            assert await b.ask(ref, "add", (1,), {}, None) == 1
+
+
+async def test_refs_travel_inside_messages_between_nodes() -> None:
+    async with pair() as (a, b):
+        on_a = await a.spawn(Counter, 7, name="x")
+        on_b = await b.spawn(Counter, 0, name="y")
+        # b asks its own actor to ask the one on a, through a ref it was sent.
+        with trio.fail_after(TIMEOUT):
+            assert await b.ask(on_b, "ask_back", (on_a,), {}, None) == 7
+            # and the other way round, the ref travelling to node a.
+            assert await b.ask(on_a, "ask_back", (on_b,), {}, None) == 0
+
+
+async def test_spawn_on_another_node_by_name_tag_or_any() -> None:
+    async with (
+        actors.open_node("a", listen="tcp://127.0.0.1:*", insecure=True, tags=["gpu"]) as a,
+        actors.open_node("b", insecure=True) as b,
+    ):
+        node_a = await b.connect(a.endpoints[0])
+        for on in (node_a, "a", "gpu", "*"):
+            ref = await b.spawn(Counter, 5, on=on)
+            assert ref.node == "a"
+            assert await b.ask(ref, "add", (1,), {}, None) == 6
+        named = await b.spawn(Counter, name="named", on="a")
+        assert named == actors.ActorRef("a", "named")
+        with pytest.raises(ValueError, match="already runs"):
+            await b.spawn(Counter, name="named", on="a")
+        with pytest.raises(actors.ActorNotFoundError, match="named or tagged 'tpu'"):
+            await b.spawn(Counter, on="tpu")
+
+
+async def test_a_failing_remote_on_start_fails_the_spawn() -> None:
+    class Broken(actors.Actor):
+        def on_start(self) -> None:
+            raise RuntimeError("cannot start here")
+
+    async with pair() as (a, b):
+        with pytest.raises(RuntimeError, match="cannot start here"):
+            await b.spawn(Broken, name="broken", on="a")
+        assert a.lookup_local("broken") is None
+
+
+async def test_lookup_finds_actors_on_any_connected_node() -> None:
+    async with pair() as (a, b):
+        ref = await a.spawn(Counter, name="wanted")
+        assert await b.lookup("wanted") == ref
+        assert await b.lookup("missing") is None
+        assert b.lookup_local("wanted") is None
+
+
+async def test_remote_stop_runs_on_stop_and_kill_does_not() -> None:
+    log: list[str] = []
+    async with pair() as (a, b):
+        stopped = await a.spawn(Counter, 0, log, name="s")
+        killed = await a.spawn(Counter, 0, log, name="k")
+        await b.stop(stopped)
+        assert log == ["stopped"]
+        await b.kill(killed)
+        assert log == ["stopped"]
+        assert await b.lookup("s") is None
+        assert await b.lookup("k") is None
+
+
+async def _node_a(
+    endpoint: str,
+    busy: trio.Event | None,
+    task_status: trio.TaskStatus[tuple[trio.CancelScope, str]],
+) -> None:
+    # Node "a" in a task of its own, so that cancelling it ends it without a
+    # goodbye: its sockets close as if its process had been killed.
+    with trio.CancelScope() as scope:
+        async with actors.open_node("a", listen=endpoint, insecure=True, **FAST) as a:
+            await a.spawn(Counter, 0, None, None, busy, name="c")
+            task_status.started((scope, a.endpoints[0]))
+            await trio.sleep_forever()
+
+
+async def _until_peers(node: actors.Node, names: list[str]) -> None:
+    with trio.fail_after(TIMEOUT):
+        while [peer.name for peer in node.peers] != names:
+            await node.membership_changed()
+
+
+async def test_a_lost_node_fails_pending_asks_then_rejoins_when_it_returns() -> None:
+    async with actors.open_node("b", insecure=True, **FAST) as b, trio.open_nursery() as nursery:
+        busy = trio.Event()
+        scope, endpoint = await nursery.start(_node_a, "tcp://127.0.0.1:*", busy)
+        await b.connect(endpoint)
+        ref = actors.ActorRef("a", "c")
+        failed = trio.Event()
+
+        async def ask_forever(task_status: trio.TaskStatus[None]) -> None:
+            task_status.started()
+            with pytest.raises(actors.ActorStoppedError, match="node 'a' lost"):
+                await b.ask(ref, "slow", (), {}, None)
+            failed.set()
+
+        await nursery.start(ask_forever)
+        with trio.fail_after(TIMEOUT):
+            await busy.wait()  # the ask is being handled on node a
+        scope.cancel()  # node a dies
+        with trio.fail_after(TIMEOUT):
+            await failed.wait()
+        assert b.peers == []
+        with pytest.raises(actors.ActorNotFoundError, match="'a' was lost"):
+            await b.ask(ref, "get", (), {}, None)
+        # A new node a at the same address: b's connection finds it again.
+        await nursery.start(_node_a, endpoint, None)
+        await _until_peers(b, ["a"])
+        assert await b.ask(ref, "get", (), {}, None) == 0  # the new node's actor
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_node_that_closes_says_goodbye() -> None:
+    async with actors.open_node("b", insecure=True, **FAST) as b:
+        async with actors.open_node("a", listen="tcp://127.0.0.1:*", insecure=True) as a:
+            await b.connect(a.endpoints[0])
+            assert [p.name for p in b.peers] == ["a"]
+        await _until_peers(b, [])
