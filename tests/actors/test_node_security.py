@@ -168,3 +168,59 @@ def test_code_from_an_untrusted_peer_is_never_unpickled(tmp_path: Path) -> None:
     tag, data = codec.encode({"n": 1})
     assert codec.decode(tag, data, allow_code=secure.trusts(stranger)) == {"n": 1}
     assert os.path.exists(tmp_path)
+
+
+class Holder(actors.Actor):
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+
+    def put(self, item: Any) -> int:
+        self.items.append(item)
+        return len(self.items)
+
+    def fail(self) -> None:
+        raise KeyError("from a")
+
+
+async def test_rights_decide_what_an_allowed_node_may_do(tmp_path: Path) -> None:
+    """b may only ask with plain data: its spawns are refused, an object it
+    sends is never unpickled, and it still gets a's errors (as ActorError)."""
+    a_pub, a_sec = keypair()
+    b_pub, b_sec = keypair()
+    marker = tmp_path / "pwned"
+    async with (
+        actors.open_node(
+            "a", listen="tcp://127.0.0.1:*", keys=(a_pub, a_sec), allow={b_pub: ["ask"]}
+        ) as a,
+        actors.open_node("b", keys=(b_pub, b_sec)) as b,
+    ):
+        await b.connect(a.endpoints[0], key=a_pub)
+        holder = await a.spawn(Holder, name="holder")
+        assert await b.ask(holder, "put", ({"plain": [1, 2.5, "x", b"y"]},), {}, None) == 1
+        with pytest.raises(PermissionError, match="lacks the 'spawn' right"):
+            await b.spawn(Holder, on="a")
+        with pytest.raises(actors.CodecError, match="refusing to unpickle code"):
+            await b.ask(holder, "put", (_Touch(str(marker)),), {}, None)
+        assert not marker.exists()
+        assert await b.ask(holder, "put", ("still works",), {}, None) == 2
+        # a's reply carrying an exception object is code too: b trusts a fully
+        # (it connected by key), so it gets the KeyError itself.
+        with pytest.raises(KeyError, match="from a"):
+            await b.ask(holder, "fail", (), {}, None)
+        assert [ref.name for ref in a.actors] == []  # the crash ended it
+        # The other way: b's error reaches a, which does not take code from b,
+        # so it gets an ActorError naming the type, with b's traceback.
+        on_b = await b.spawn(Holder, name="on-b")
+        with pytest.raises(actors.ActorError, match="from a") as caught:
+            await a.ask(on_b, "fail", (), {}, None)
+        assert caught.value.type_name == "builtins.KeyError"
+        assert "in fail" in caught.value.traceback_text
+
+
+@pytest.mark.parametrize(
+    ("rights", "match"),
+    [(["fly"], "unknown rights"), (["spawn"], "needs the code right")],
+)
+def test_bad_rights_are_refused(rights: list[str], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        NodeSecurity.make(keypair(), {keypair()[0]: rights}, insecure=False)

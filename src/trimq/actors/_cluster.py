@@ -45,6 +45,15 @@ log = logging.getLogger("trimq.actors")
 
 ZAP_DOMAIN = "trimq.node"
 
+# The right (see _security.RIGHTS) each request needs from the sending node.
+_NEEDS: dict[bytes, str] = {
+    wire.CALL: "ask",
+    wire.CANCEL: "ask",
+    wire.LOOKUP: "ask",
+    wire.SPAWN: "spawn",
+    wire.STOP: "spawn",
+}
+
 
 @attrs.frozen
 class NodeRef:
@@ -285,8 +294,31 @@ class Cluster:
             return
         self._seen(link)
         handler = self._handlers.get(env.kind)
-        if handler is not None:
-            await handler(self, link, env, peer)
+        if handler is None:
+            return
+        right = _NEEDS.get(env.kind)
+        if right is not None and not self._security.may(peer, right):
+            self._deny(link, env, peer, right)
+            return
+        await handler(self, link, env, peer)
+
+    def _deny(self, link: _Link, env: wire.Envelope, peer: Peer | None, right: str) -> None:
+        what = env.kind.decode()
+        log.warning(
+            "node %r: refused a %s from node %r (%s): it lacks the %r right",
+            self._node.name,
+            what,
+            link.name,
+            _who(peer),
+            right,
+        )
+        rid = env.get("id", int)
+        if rid is not None:
+            error = PermissionError(
+                f"node {self._node.name!r} does not let node {link.name!r} {what} "
+                f"(it lacks the {right!r} right: see allow= on that node)"
+            )
+            self._reply(link, rid, error=error)
 
     def _seen(self, link: _Link) -> None:
         link.last_seen = trio.current_time()
@@ -450,9 +482,12 @@ class Cluster:
         return None
 
     def _outcome(self, env: wire.Envelope, peer: Peer | None) -> Any:
-        value = self._payload(env, peer) if env.tag is not None else None
         if env.get("ok", bool, False):
-            return value
+            return self._payload(env, peer) if env.tag is not None else None
+        value = None
+        if env.tag is not None:
+            with contextlib.suppress(CodecError):  # not rebuildable here: an ActorError
+                value = self._payload(env, peer)
         raise self._error(env, value)
 
     def _error(self, env: wire.Envelope, value: object) -> BaseException:

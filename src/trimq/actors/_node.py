@@ -7,7 +7,7 @@ import inspect
 import itertools
 import logging
 import os
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager, nullcontext
 from typing import Any, TypeVar, cast
 
@@ -1112,7 +1112,7 @@ async def open_node(
     codec: Codec | None = None,
     listen: str | Sequence[str] = (),
     keys: tuple[KeyLike, KeyLike] | None = None,
-    allow: Iterable[KeyLike] = (),
+    allow: Iterable[KeyLike] | Mapping[KeyLike, Iterable[str]] = (),
     insecure: bool = False,
     tags: Iterable[str] = (),
     heartbeat: float = 1.0,
@@ -1134,9 +1134,13 @@ async def open_node(
         keys: This node's CURVE key pair ``(public, secret)`` (Z85 or raw), e.g.
             from ``trimq keygen``. Required to listen or connect anywhere but
             loopback and ipc.
-        allow: Public keys of the nodes allowed to connect; any other is
-            refused during the handshake. (Nodes this one connects to, by
-            their key, are allowed too.)
+        allow: Public keys of the nodes allowed to connect, each with every
+            right; or a mapping from key to its rights, among ``"ask"``
+            (plain-data messages to actors), ``"code"`` (payloads that carry
+            code or objects), ``"spawn"`` (needs ``"code"``), ``"publish"`` and
+            ``"subscribe"``. Any other key is refused during the handshake.
+            Nodes this one connects to, by their key, get every right unless
+            listed here.
         insecure: No CURVE: for development on loopback and ipc only (any
             local process can then drive the node); refused elsewhere.
         tags: What this node offers (``"gpu"``, ``"region=eu"``), for placement.

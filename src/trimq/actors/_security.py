@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import attrs
 
@@ -12,11 +12,23 @@ from .._peer import Peer
 from ..transport import parse_endpoint
 from ..zmtp import curve_key, curve_public
 
-__all__ = ["NodeSecurity"]
+__all__ = ["RIGHTS", "NodeSecurity"]
 
 log = logging.getLogger("trimq.actors")
 
 KeyLike = bytes | str
+
+#: What a peer node may do here, by its proven key:
+#:
+#: * ``ask``: tell and ask this node's actors, look them up, monitor them;
+#:   with plain data only (None, numbers, str, bytes, containers of them).
+#: * ``code``: send payloads that carry code or arbitrary objects (class
+#:   instances, exceptions, functions); decoding them runs the sender's code.
+#: * ``spawn``: start and stop actors here (the class travels as code, so
+#:   ``spawn`` needs ``code`` too).
+#: * ``publish``: have its events delivered to this node's subscribers.
+#: * ``subscribe``: receive this node's events.
+RIGHTS = frozenset({"ask", "code", "spawn", "publish", "subscribe"})
 
 
 @attrs.frozen
@@ -31,22 +43,28 @@ class NodeSecurity:
 
     public: bytes | None = None
     secret: bytes | None = None
-    allowed: frozenset[bytes] = frozenset()
+    #: Each allowed peer's key and what it may do (see RIGHTS).
+    rights: Mapping[bytes, frozenset[str]] = attrs.field(factory=dict, hash=False)
     insecure: bool = False
 
     @classmethod
     def make(
-        cls, keys: tuple[KeyLike, KeyLike] | None, allow: Iterable[KeyLike], insecure: bool
+        cls,
+        keys: tuple[KeyLike, KeyLike] | None,
+        allow: Iterable[KeyLike] | Mapping[KeyLike, Iterable[str]],
+        insecure: bool,
     ) -> NodeSecurity:
         """Check and normalize ``open_node``'s security arguments.
 
+        ``allow`` is keys (each with every right) or a mapping from key to rights.
+
         Raises:
             ValueError: Keys and ``insecure`` together, a secret that does not
-                match its public key, or a malformed key.
+                match its public key, a malformed key, or an unknown right.
         """
-        allowed = frozenset(curve_key(key, "allowed key") for key in allow)
+        rights = _rights(allow)
         if keys is None:
-            if allowed:
+            if rights:
                 raise ValueError("allow= needs keys=(public, secret): the node's own CURVE keys")
             return cls(insecure=insecure)
         if insecure:
@@ -54,7 +72,16 @@ class NodeSecurity:
         public, secret = curve_key(keys[0], "public key"), curve_key(keys[1], "secret key")
         if curve_key(curve_public(secret)) != public:
             raise ValueError("the node's public key does not match its secret key")
-        return cls(public, secret, allowed)
+        return cls(public, secret, rights)
+
+    @property
+    def allowed(self) -> frozenset[bytes]:
+        """The keys of every allowed peer, whatever its rights."""
+        return frozenset(self.rights)
+
+    def allowed_to(self, right: str) -> frozenset[bytes]:
+        """The keys of the peers that have ``right``."""
+        return frozenset(key for key, rights in self.rights.items() if right in rights)
 
     @property
     def secure(self) -> bool:
@@ -84,21 +111,48 @@ class NodeSecurity:
             )
 
     def with_peer(self, key: bytes) -> NodeSecurity:
-        """These settings, also trusting ``key`` (a peer we connect to by its key)."""
-        return attrs.evolve(self, allowed=self.allowed | {key})
+        """These settings, also allowing ``key`` (a node we connect to by its key)
+        every right, unless ``allow`` already said what it may do."""
+        if key in self.rights:
+            return self
+        return attrs.evolve(self, rights={**self.rights, key: RIGHTS})
 
-    def trusts(self, peer: Peer | None) -> bool:
-        """Whether payloads from ``peer`` may carry code (see ``Codec.decode``).
+    def may(self, peer: Peer | None, right: str) -> bool:
+        """Whether ``peer`` has ``right`` here: the one place that decides.
 
-        The one place that decides it: secure nodes trust a CURVE peer whose
-        proven key is allowed; insecure ones, on loopback only, trust every
-        local peer.
+        A secure node asks the key the CURVE handshake proved; an insecure
+        one, on loopback only, lets every local peer do everything.
         """
         if peer is None:
             return False
         if self.insecure:
             return peer.transport in ("inproc", "ipc") or _loopback_address(peer.address)
-        return peer.mechanism == "CURVE" and peer.public_key in self.allowed
+        if peer.mechanism != "CURVE" or peer.public_key is None:
+            return False
+        return right in self.rights.get(peer.public_key, frozenset())
+
+    def trusts(self, peer: Peer | None) -> bool:
+        """Whether payloads from ``peer`` may carry code (see ``Codec.decode``)."""
+        return self.may(peer, "code")
+
+
+def _rights(
+    allow: Iterable[KeyLike] | Mapping[KeyLike, Iterable[str]],
+) -> dict[bytes, frozenset[str]]:
+    if isinstance(allow, Mapping):
+        out: dict[bytes, frozenset[str]] = {}
+        for key, given in allow.items():
+            wanted = frozenset([given] if isinstance(given, str) else given)
+            unknown = wanted - RIGHTS
+            if unknown:
+                raise ValueError(
+                    f"unknown rights {sorted(unknown)} (known: {', '.join(sorted(RIGHTS))})"
+                )
+            if "spawn" in wanted and "code" not in wanted:
+                raise ValueError("the spawn right needs the code right: a spawn ships a class")
+            out[curve_key(key, "allowed key")] = wanted
+        return out
+    return {curve_key(key, "allowed key"): RIGHTS for key in allow}
 
 
 def _local(endpoint: str) -> bool:
