@@ -275,3 +275,72 @@ async def test_a_node_that_closes_says_goodbye() -> None:
             await b.connect(a.endpoints[0])
             assert [p.name for p in b.peers] == ["a"]
         await _until_peers(b, [])
+
+
+class Listener(actors.Actor):
+    """Sends every event under its prefix to a channel (the test is in this process)."""
+
+    def __init__(self, prefix: str, out: trio.MemorySendChannel[tuple[str, Any]]) -> None:
+        self.prefix = prefix
+        self.out = out
+
+    async def on_start(self) -> None:
+        await self.subscribe(self.prefix)
+
+    async def on_event(self, topic: str, event: Any) -> None:
+        await self.out.send((topic, event))
+
+
+async def heard(
+    inbox: trio.MemoryReceiveChannel[tuple[str, Any]], wanted: list[tuple[str, Any]]
+) -> None:
+    """Read ``inbox`` until every ``wanted`` event arrived, in any order (two
+    publishers' events interleave); probes from the slow joiner are skipped."""
+    missing = list(wanted)
+    with trio.fail_after(TIMEOUT):
+        async for item in inbox:
+            if item in missing:
+                missing.remove(item)
+            if not missing:
+                return
+
+
+async def joined(
+    node: actors.Node, topic: str, inboxes: list[trio.MemoryReceiveChannel[tuple[str, Any]]]
+) -> None:
+    """Publish probes until every inbox got one: ZeroMQ's slow joiner (a new
+    subscription takes a moment to reach the publishing node)."""
+    with trio.fail_after(TIMEOUT):
+        for inbox in inboxes:
+            while True:
+                await node.publish(topic, "probe")
+                with trio.move_on_after(0.05):
+                    await inbox.receive()
+                    break
+
+
+async def test_events_reach_subscribers_on_every_node() -> None:
+    to_a, from_a = trio.open_memory_channel[tuple[str, Any]](100)
+    to_b, from_b = trio.open_memory_channel[tuple[str, Any]](100)
+    async with (
+        actors.open_node("a", listen="tcp://127.0.0.1:*", insecure=True) as a,
+        actors.open_node("b", listen="tcp://127.0.0.1:*", insecure=True) as b,
+    ):
+        await a.spawn(Listener, "room.", to_a)
+        await b.spawn(Listener, "room.", to_b)
+        await b.connect(a.endpoints[0])
+        await joined(a, "room.probe", [from_a, from_b])
+        await joined(b, "room.probe", [from_a, from_b])
+        await a.publish("room.1", {"from": "a"})
+        await b.publish("room.2", ("from", "b"))
+        await a.publish("other", "not subscribed")
+        for inbox in (from_a, from_b):
+            await heard(inbox, [("room.1", {"from": "a"}), ("room.2", ("from", "b"))])
+        # Delivered once per node: nothing comes back around the loop before
+        # each publisher's next event.
+        await a.publish("room.end", "a")
+        await b.publish("room.end", "b")
+        for inbox in (from_a, from_b):
+            with trio.fail_after(TIMEOUT):
+                rest = sorted([await inbox.receive(), await inbox.receive()])
+            assert rest == [("room.end", "a"), ("room.end", "b")]

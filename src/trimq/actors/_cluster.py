@@ -30,6 +30,7 @@ from ..zmtp import SocketType, z85_encode
 from . import _wire as wire
 from ._codec import CodecError
 from ._errors import ActorError, ActorNotFoundError, ActorStoppedError
+from ._events import EVENTS_ZAP_DOMAIN, EventBridge
 from ._ref import ActorRef
 from ._security import NodeSecurity
 
@@ -136,6 +137,11 @@ class Cluster:
         self._ids = itertools.count(1)
         self._authenticator: Authenticator | None = None
         self._started = False
+        self.events = EventBridge(
+            context, nursery, lambda: self._security, node.codec, self._options, node._inject
+        )
+        for prefix in node._subscribers:
+            self.events.subscribe(prefix)
         self.endpoints: list[str] = []
 
     # ------------------------------------------------------------------ sockets
@@ -165,9 +171,13 @@ class Cluster:
     async def _authenticate(self, task_status: trio.TaskStatus[Authenticator]) -> None:
         # The ZAP handler that enforces the allow-list, for the node's lifetime.
         async with Authenticator(self._context) as auth:
-            auth.configure_curve(ZAP_DOMAIN, list(self._security.allowed))
+            self._configure(auth)
             task_status.started(auth)
             await trio.sleep_forever()
+
+    def _configure(self, auth: Authenticator) -> None:
+        auth.configure_curve(ZAP_DOMAIN, list(self._security.allowed))
+        auth.configure_curve(EVENTS_ZAP_DOMAIN, list(self._security.allowed_to("subscribe")))
 
     async def listen(self, endpoint: str) -> str:
         """Bind the control ROUTER at ``endpoint``; returns the endpoint bound."""
@@ -181,6 +191,7 @@ class Cluster:
             self._nursery.start_soon(self._serve_router, self._router)
         bound = await self._router.bind(endpoint)
         self.endpoints.append(bound)
+        await self.events.listen(bound)
         return bound
 
     async def connect(self, endpoint: str, key: bytes | None) -> NodeRef:
@@ -195,7 +206,7 @@ class Cluster:
                 )
             self._security = self._security.with_peer(key)
             if self._authenticator is not None:  # let it connect back to us too
-                self._authenticator.configure_curve(ZAP_DOMAIN, list(self._security.allowed))
+                self._configure(self._authenticator)
             opts["curve_serverkey"] = key
         await self._start()
         dealer = self._context.socket(
@@ -281,10 +292,10 @@ class Cluster:
             log.warning("node %r: dropped a message from %s: %s", self._node.name, _who(peer), exc)
             return
         if env.kind == wire.HELLO:
-            self._on_hello(link, env)
+            self._on_hello(link, env, peer)
             return
         if env.kind == wire.WELCOME:
-            self._on_welcome(link, env)
+            self._on_welcome(link, env, peer)
             return
         if not link.name:
             if env.kind != wire.WHO:
@@ -332,7 +343,7 @@ class Cluster:
         self._send(link, wire.HELLO, self._about())
 
     def _about(self) -> dict[str, Any]:
-        return {"name": self._node.name, "tags": sorted(self.tags)}
+        return {"name": self._node.name, "tags": sorted(self.tags), "events": self.events.endpoints}
 
     def _learn(self, link: _Link, env: wire.Envelope) -> bool:
         name = env.get("name", str, "")
@@ -347,15 +358,17 @@ class Cluster:
             self._links[name] = link
         return True
 
-    def _on_hello(self, link: _Link, env: wire.Envelope) -> None:
+    def _on_hello(self, link: _Link, env: wire.Envelope, peer: Peer | None) -> None:
         if self._learn(link, env):
             self._seen(link)
             self._send(link, wire.WELCOME, self._about())
+            self.events.peer_known(link, env.get("events", list, []), peer)
             link.welcomed.set()
 
-    def _on_welcome(self, link: _Link, env: wire.Envelope) -> None:
+    def _on_welcome(self, link: _Link, env: wire.Envelope, peer: Peer | None) -> None:
         if self._learn(link, env):
             self._seen(link)
+            self.events.peer_known(link, env.get("events", list, []), peer)
             link.welcomed.set()
 
     # ------------------------------------------------------------------ sending

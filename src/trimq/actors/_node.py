@@ -1027,6 +1027,12 @@ class Node:
         the object itself. Never dropped: a subscriber with a full mailbox
         makes publishing wait.
         """
+        await self._inject(topic, event)
+        if self._cluster is not None:
+            self._cluster.events.publish(topic, event)
+
+    async def _inject(self, topic: str, event: object) -> None:
+        # Onto the local bus: a local publish, or an event from another node.
         pub = await self._bus()
         await pub.send_object(event, topic=topic.encode())
 
@@ -1039,6 +1045,8 @@ class Node:
         names = self._subscribers.setdefault(prefix, set())
         if not names:
             sub.subscribe(prefix.encode())
+            if self._cluster is not None:
+                self._cluster.events.subscribe(prefix)
         names.add(ref.name)
         cell.topics = _added(cell.topics, prefix)
 
@@ -1055,6 +1063,8 @@ class Node:
             del self._subscribers[prefix]
             if self._bus_sub is not None and not self._bus_sub.closed:
                 self._bus_sub.unsubscribe(prefix.encode())
+            if self._cluster is not None:
+                self._cluster.events.unsubscribe(prefix)
 
     def _drop_topics(self, cell: _Cell) -> None:
         # Subscriptions belong to an incarnation: a restarted actor makes its own.
