@@ -344,3 +344,59 @@ async def test_events_reach_subscribers_on_every_node() -> None:
             with trio.fail_after(TIMEOUT):
                 rest = sorted([await inbox.receive(), await inbox.receive()])
             assert rest == [("room.end", "a"), ("room.end", "b")]
+
+
+Notice = tuple[actors.ActorRef, actors.ExitReason]
+
+
+class Watcher(actors.Actor):
+    """Monitors refs on request; sends each notice to a channel."""
+
+    def __init__(
+        self, out: trio.MemorySendChannel[tuple[actors.ActorRef, actors.ExitReason]]
+    ) -> None:
+        self.out = out
+
+    def watch(self, ref: actors.ActorRef) -> None:
+        self.monitor(ref)
+
+    def unwatch(self, ref: actors.ActorRef) -> None:
+        self.demonitor(ref)
+
+    async def on_down(self, ref: actors.ActorRef, reason: actors.ExitReason) -> None:
+        await self.out.send((ref, reason))
+
+
+async def test_monitors_across_nodes_report_crashes_absence_and_node_loss() -> None:
+    send, notices = trio.open_memory_channel[Notice](10)
+    async with actors.open_node("b", insecure=True, **FAST) as b, trio.open_nursery() as nursery:
+        scope, endpoint = await nursery.start(_node_a, "tcp://127.0.0.1:*", None)
+        await b.connect(endpoint)
+        watcher = await b.spawn(Watcher, send)
+        doomed = await b.spawn(Counter, on="a", name="doomed")
+        await b.ask(watcher, "watch", (doomed,), {}, None)
+        with pytest.raises(KeyError):
+            await b.ask(doomed, "fail", ("bad input",), {}, None)
+        with trio.fail_after(TIMEOUT):
+            ref, reason = await notices.receive()
+        assert ref == doomed
+        assert reason.kind == "crashed"
+        assert isinstance(reason.error, KeyError)
+        # An actor that does not exist there is reported at once.
+        await b.ask(watcher, "watch", (actors.ActorRef("a", "ghost"),), {}, None)
+        with trio.fail_after(TIMEOUT):
+            assert (await notices.receive())[1].kind == "not running"
+        # demonitor: nothing comes for that one; the node's loss reports the other.
+        quiet = await b.spawn(Counter, on="a", name="quiet")
+        survivor = actors.ActorRef("a", "c")
+        await b.ask(watcher, "watch", (quiet,), {}, None)
+        await b.ask(watcher, "watch", (survivor,), {}, None)
+        await b.ask(watcher, "unwatch", (quiet,), {}, None)
+        scope.cancel()  # node a dies
+        with trio.fail_after(TIMEOUT):
+            ref, reason = await notices.receive()
+        assert (ref, reason.kind) == (survivor, "node lost")
+        await trio.testing.wait_all_tasks_blocked()
+        with pytest.raises(trio.WouldBlock):
+            notices.receive_nowait()
+        nursery.cancel_scope.cancel()

@@ -31,6 +31,7 @@ from . import _wire as wire
 from ._codec import CodecError
 from ._errors import ActorError, ActorNotFoundError, ActorStoppedError
 from ._events import EVENTS_ZAP_DOMAIN, EventBridge
+from ._exit import ExitReason
 from ._ref import ActorRef
 from ._security import NodeSecurity
 
@@ -53,6 +54,9 @@ _NEEDS: dict[bytes, str] = {
     wire.LOOKUP: "ask",
     wire.SPAWN: "spawn",
     wire.STOP: "spawn",
+    wire.MONITOR: "ask",
+    wire.DEMONITOR: "ask",
+    wire.DOWN: "ask",
 }
 
 
@@ -133,6 +137,8 @@ class Cluster:
         self._inbound: dict[bytes, _Link] = {}  # ROUTER peers, by routing id
         self._outbound: list[_Link] = []  # our DEALERs' links, named or not yet
         self._pending: dict[int, _Pending] = {}
+        # Monitors of actors on other nodes: node name -> {(watcher, target)}.
+        self._watching: dict[str, set[tuple[ActorRef, ActorRef]]] = {}
         self._serving: dict[tuple[str, int], Any] = {}  # asks we run for others
         self._ids = itertools.count(1)
         self._authenticator: Authenticator | None = None
@@ -494,6 +500,65 @@ class Cluster:
                 return ActorRef(link.name, name)
         return None
 
+    def monitor(self, watcher: ActorRef, target: ActorRef) -> None:
+        """Watch an actor on another node; a lost node counts as its end."""
+        link = self._links.get(target.node)
+        if link is None or not link.alive:
+            self._node._down(watcher, target, ExitReason("node lost" if link else "not running"))
+            return
+        self._watching.setdefault(target.node, set()).add((watcher, target))
+        self._send(link, wire.MONITOR, {"actor": target.name, "watcher": watcher.name})
+
+    def demonitor(self, watcher: ActorRef, target: ActorRef) -> None:
+        """Stop watching an actor on another node."""
+        self._watching.get(target.node, set()).discard((watcher, target))
+        link = self._links.get(target.node)
+        if link is not None and link.alive:
+            self._send(link, wire.DEMONITOR, {"actor": target.name, "watcher": watcher.name})
+
+    def notify_down(self, watcher: ActorRef, target: ActorRef, reason: ExitReason) -> None:
+        """Tell a watcher on another node that a local actor ended."""
+        link = self._links.get(watcher.node)
+        if link is None or not link.alive:
+            return  # that node is gone, and its watchers with it
+        header = {"actor": target.name, "watcher": watcher.name, "kind": reason.kind}
+        payload = None
+        if reason.error is not None:
+            header["error"] = f"{type(reason.error).__name__}: {reason.error}"
+            with contextlib.suppress(CodecError):
+                payload = self._node.codec.encode(reason.error)
+        self._send(link, wire.DOWN, header, payload)
+
+    async def _on_monitor(self, link: _Link, env: wire.Envelope, peer: Peer | None) -> None:
+        watcher = ActorRef(link.name, env.get("watcher", str, ""))
+        target = env.get("actor", str, "")
+        if not self._node._watch_from(watcher, target):
+            header = {"actor": target, "watcher": watcher.name, "kind": "not running"}
+            self._send(link, wire.DOWN, header)
+
+    async def _on_demonitor(self, link: _Link, env: wire.Envelope, peer: Peer | None) -> None:
+        watcher = ActorRef(link.name, env.get("watcher", str, ""))
+        self._node.demonitor(watcher, ActorRef(self._node.name, env.get("actor", str, "")))
+
+    async def _on_down(self, link: _Link, env: wire.Envelope, peer: Peer | None) -> None:
+        watcher = ActorRef(self._node.name, env.get("watcher", str, ""))
+        target = ActorRef(link.name, env.get("actor", str, ""))
+        watched = self._watching.get(link.name, set())
+        if (watcher, target) not in watched:
+            return  # demonitored meanwhile
+        watched.discard((watcher, target))
+        kind = env.get("kind", str, "")
+        if kind not in ("stopped", "crashed", "killed", "not running"):
+            return
+        error: BaseException | None = None
+        if env.tag is not None:
+            with contextlib.suppress(CodecError):
+                decoded = self._payload(env, peer)
+                error = decoded if isinstance(decoded, BaseException) else None
+        if error is None and kind == "crashed":
+            error = ActorError(env.get("error", str, "crashed"))
+        self._node._down(watcher, target, ExitReason(kind, error))
+
     def _outcome(self, env: wire.Envelope, peer: Peer | None) -> Any:
         if env.get("ok", bool, False):
             return self._payload(env, peer) if env.tag is not None else None
@@ -649,6 +714,9 @@ class Cluster:
         wire.LOOKUP: _on_lookup,
         wire.PING: _on_ping,
         wire.BYE: _on_bye,
+        wire.MONITOR: _on_monitor,
+        wire.DEMONITOR: _on_demonitor,
+        wire.DOWN: _on_down,
     }
 
     # ------------------------------------------------------------------ liveness
@@ -687,6 +755,8 @@ class Cluster:
         for (name, _), reply in list(self._serving.items()):
             if name == link.name:
                 reply.abandon()  # nobody is left to answer
+        for watcher, target in self._watching.pop(link.name, set()):
+            self._node._down(watcher, target, ExitReason("node lost"))
         self._node._node_lost(link.name, why)
 
     async def aclose(self) -> None:

@@ -8,7 +8,7 @@ import attrs
 
 __all__ = ["ExitReason"]
 
-ExitKind = Literal["stopped", "crashed", "killed", "not running"]
+ExitKind = Literal["stopped", "crashed", "killed", "not running", "node lost"]
 
 
 @attrs.frozen
@@ -17,8 +17,10 @@ class ExitReason:
 
     Attributes:
         kind: ``"stopped"`` (gracefully: ``stop()`` or its node closing),
-            ``"crashed"`` (a handler raised), ``"killed"`` (``kill()``), or
-            ``"not running"`` (it had already ended when the monitor was set).
+            ``"crashed"`` (a handler raised), ``"killed"`` (``kill()``),
+            ``"not running"`` (it had already ended when the monitor was set),
+            or ``"node lost"`` (its node stopped answering: it may still run,
+            cut off; see ``open_node(timeout=...)``).
         error: For ``"crashed"``, the exception the handler raised.
 
     .. versionadded:: 0.1

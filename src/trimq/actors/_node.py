@@ -513,7 +513,11 @@ class Node:
         self._members = trio.Event()
 
     def _node_lost(self, name: str, why: str) -> None:
-        """Another node stopped answering (called by the cluster)."""
+        """Another node stopped answering (called by the cluster): forget its
+        actors' monitors of ours (its own watchers were told by the cluster)."""
+        for watchers in self._watchers.values():
+            for watcher in [w for w in watchers if w.node == name]:
+                watchers.discard(watcher)
 
     @property
     def actors(self) -> list[ActorRef]:
@@ -949,14 +953,34 @@ class Node:
             ActorNotFoundError: ``watcher`` is not running here.
         """
         cell = self._cell(watcher)
+        if target.node != self.name and self._cluster is not None:
+            self._cluster.monitor(watcher, target)
+            return
         if target.node != self.name or target.name not in self._cells:
             self._post_down(cell, target, ExitReason("not running"))
             return
         cell.watching = _added(cell.watching, target.name)
         self._watchers.setdefault(target.name, set()).add(watcher)
 
+    def _watch_from(self, watcher: ActorRef, target: str) -> bool:
+        # A monitor set from another node (the cluster's call); False if
+        # ``target`` is not running here.
+        if target not in self._cells:
+            return False
+        self._watchers.setdefault(target, set()).add(watcher)
+        return True
+
+    def _down(self, watcher: ActorRef, target: ActorRef, reason: ExitReason) -> None:
+        # A notice from another node (or its loss), for a local watcher.
+        cell = self._cells.get(watcher.name)
+        if cell is not None:
+            self._post_down(cell, target, reason)
+
     def demonitor(self, watcher: ActorRef, target: ActorRef) -> None:
         """Stop telling ``watcher`` about ``target`` (a notice already sent stays queued)."""
+        if target.node != self.name and self._cluster is not None:
+            self._cluster.demonitor(watcher, target)
+            return
         cell = self._cells.get(watcher.name)
         if cell is not None:
             _discard(cell.watching, target.name)
@@ -964,6 +988,10 @@ class Node:
 
     def _notify_down(self, ref: ActorRef, reason: ExitReason, watchers: set[ActorRef]) -> None:
         for watcher in watchers:
+            if watcher.node != self.name:
+                if self._cluster is not None:
+                    self._cluster.notify_down(watcher, ref, reason)
+                continue
             cell = self._cells.get(watcher.name)
             if cell is not None:
                 _discard(cell.watching, ref.name)

@@ -46,8 +46,16 @@ STOP: Final = b"stop"
 LOOKUP: Final = b"lookup"
 #: The node is closing (so it is not lost, just gone).
 BYE: Final = b"bye"
+#: Tell this watcher when that actor ends (MONITOR), or stop telling it.
+MONITOR: Final = b"monitor"
+DEMONITOR: Final = b"demonitor"
+#: A monitored actor ended: why, and the error that crashed it (payload).
+DOWN: Final = b"down"
 
-KINDS: Final = frozenset({HELLO, WELCOME, PING, WHO, CALL, REPLY, CANCEL, SPAWN, STOP, LOOKUP, BYE})
+KINDS: Final = frozenset(
+    {HELLO, WELCOME, PING, WHO, CALL, REPLY, CANCEL, SPAWN, STOP, LOOKUP, BYE}
+    | {MONITOR, DEMONITOR, DOWN}
+)
 
 #: The largest header we decode: headers are a few names and numbers.
 MAX_HEADER: Final = 4096
