@@ -57,6 +57,8 @@ _NEEDS: dict[bytes, str] = {
     wire.MONITOR: "ask",
     wire.DEMONITOR: "ask",
     wire.DOWN: "ask",
+    wire.CHILD_EXIT: "ask",
+    wire.SUPERVISE: "spawn",
 }
 
 
@@ -139,6 +141,8 @@ class Cluster:
         self._pending: dict[int, _Pending] = {}
         # Monitors of actors on other nodes: node name -> {(watcher, target)}.
         self._watching: dict[str, set[tuple[ActorRef, ActorRef]]] = {}
+        # Our supervisors' children on other nodes: node name -> {(supervisor, child)}.
+        self._children: dict[str, set[tuple[ActorRef, ActorRef]]] = {}
         self._serving: dict[tuple[str, int], Any] = {}  # asks we run for others
         self._ids = itertools.count(1)
         self._authenticator: Authenticator | None = None
@@ -477,7 +481,73 @@ class Cluster:
             payload = _by_value(self._node.codec.encode, (cls, args, kwargs), cls)
             env, peer = await self._request(node, wire.SPAWN, options, payload, None)
             self._outcome(env, peer)
-        return ActorRef(node, env.get("name", str, ""))
+        child = ActorRef(node, env.get("name", str, ""))
+        if "supervisor" in options:
+            supervisor = ActorRef(self._node.name, options["supervisor"])
+            self._children.setdefault(node, set()).add((supervisor, child))
+        return child
+
+    def children_of(self, supervisor: ActorRef) -> list[ActorRef]:
+        """The children ``supervisor`` placed on other nodes."""
+        return [c for pairs in self._children.values() for s, c in pairs if s == supervisor]
+
+    async def supervise(self, ref: ActorRef, verdict: str) -> None:
+        """Carry out a supervisor's decision for its child on another node."""
+        env, peer = await self._request(
+            ref.node, wire.SUPERVISE, {"actor": ref.name, "verdict": verdict}, None, None
+        )
+        self._outcome(env, peer)
+        if verdict == "terminate":
+            for pair in list(self._children.get(ref.node, ())):
+                if pair[1] == ref:
+                    self._children[ref.node].discard(pair)
+
+    def child_exit(self, supervisor: ActorRef, child: ActorRef, reason: ExitReason) -> bool:
+        """Tell a supervisor on another node that its child here ended; False
+        if that node is unreachable."""
+        link = self._links.get(supervisor.node)
+        if link is None or not link.alive:
+            return False
+        header = {"actor": child.name, "supervisor": supervisor.name, "kind": reason.kind}
+        payload = None
+        if reason.error is not None:
+            header["error"] = f"{type(reason.error).__name__}: {reason.error}"
+            with contextlib.suppress(CodecError):
+                payload = self._node.codec.encode(reason.error)
+        return self._send(link, wire.CHILD_EXIT, header, payload)
+
+    async def _on_child_exit(self, link: _Link, env: wire.Envelope, peer: Peer | None) -> None:
+        supervisor = ActorRef(self._node.name, env.get("supervisor", str, ""))
+        child = ActorRef(link.name, env.get("actor", str, ""))
+        if (supervisor, child) not in self._children.get(link.name, set()):
+            return  # not a child we placed there
+        reason = self._reason(env, peer)
+        if reason is not None:
+            self._node._child_exit(supervisor, child, reason)
+
+    async def _on_supervise(self, link: _Link, env: wire.Envelope, peer: Peer | None) -> None:
+        self._nursery.start_soon(self._supervise_here, link, env)
+
+    async def _supervise_here(self, link: _Link, env: wire.Envelope) -> None:
+        rid = env.get("id", int, 0)
+        ref = ActorRef(self._node.name, env.get("actor", str, ""))
+        verdict = env.get("verdict", str, "")
+        try:
+            cell = self._node._cells.get(ref.name)
+            if cell is None or cell.supervisor is None or cell.supervisor.node != link.name:
+                raise ActorNotFoundError(f"node {link.name!r} supervises no {ref.name!r} here")
+            if verdict == "suspend":
+                await self._node.suspend(ref)
+            elif verdict == "restart":
+                await self._node.restart(ref)
+            elif verdict == "terminate":
+                await self._node.terminate(ref)
+            else:
+                raise wire.ProtocolError(f"unknown verdict {verdict!r}")
+        except Exception as exc:
+            self._reply(link, rid, error=exc)
+            return
+        self._reply(link, rid)
 
     async def stop(self, ref: ActorRef, *, kill: bool) -> None:
         env, peer = await self._request(
@@ -547,9 +617,15 @@ class Cluster:
         if (watcher, target) not in watched:
             return  # demonitored meanwhile
         watched.discard((watcher, target))
+        reason = self._reason(env, peer)
+        if reason is not None:
+            self._node._down(watcher, target, reason)
+
+    def _reason(self, env: wire.Envelope, peer: Peer | None) -> ExitReason | None:
+        # The ExitReason a DOWN or CHILD_EXIT carries (None: not a valid one).
         kind = env.get("kind", str, "")
         if kind not in ("stopped", "crashed", "killed", "not running"):
-            return
+            return None
         error: BaseException | None = None
         if env.tag is not None:
             with contextlib.suppress(CodecError):
@@ -557,7 +633,7 @@ class Cluster:
                 error = decoded if isinstance(decoded, BaseException) else None
         if error is None and kind == "crashed":
             error = ActorError(env.get("error", str, "crashed"))
-        self._node._down(watcher, target, ExitReason(kind, error))
+        return ExitReason(kind, error)
 
     def _outcome(self, env: wire.Envelope, peer: Peer | None) -> Any:
         if env.get("ok", bool, False):
@@ -665,12 +741,14 @@ class Cluster:
             if not (isinstance(decoded, tuple) and len(decoded) == 3):
                 raise wire.ProtocolError("spawn arguments are (class, args, kwargs)")
             cls, args, kwargs = decoded
+            supervisor = env.get("supervisor", str)
             ref = await self._node.spawn(
                 cls,
                 *args,
                 name=env.get("name", str),
                 mailbox_size=env.get("mailbox_size", int, 1000),
                 shutdown=env.get("shutdown", float, 5.0),
+                supervisor=None if supervisor is None else ActorRef(link.name, supervisor),
                 **kwargs,
             )
         except Exception as exc:
@@ -717,6 +795,8 @@ class Cluster:
         wire.MONITOR: _on_monitor,
         wire.DEMONITOR: _on_demonitor,
         wire.DOWN: _on_down,
+        wire.CHILD_EXIT: _on_child_exit,
+        wire.SUPERVISE: _on_supervise,
     }
 
     # ------------------------------------------------------------------ liveness
@@ -757,6 +837,8 @@ class Cluster:
                 reply.abandon()  # nobody is left to answer
         for watcher, target in self._watching.pop(link.name, set()):
             self._node._down(watcher, target, ExitReason("node lost"))
+        for supervisor, child in self._children.pop(link.name, set()):
+            self._node._child_exit(supervisor, child, ExitReason("node lost"))
         self._node._node_lost(link.name, why)
 
     async def aclose(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import itertools
@@ -367,9 +368,13 @@ class Node:
             raise ValueError(f"mailbox_size must be 0 (no limit) or at least 2, got {mailbox_size}")
         target = self._placement(on)
         if target != self.name:
+            options: dict[str, Any] = {
+                "name": name,
+                "mailbox_size": mailbox_size,
+                "shutdown": float(shutdown),
+            }
             if supervisor is not None:
-                raise NotImplementedError("supervising an actor on another node")
-            options = {"name": name, "mailbox_size": mailbox_size, "shutdown": float(shutdown)}
+                options["supervisor"] = supervisor.name  # on this node
             return await self._networked().spawn(target, cls, args, kwargs, options)
         if self._closing:
             raise trio.ClosedResourceError(f"node {self.name!r} is closing")
@@ -513,11 +518,28 @@ class Node:
         self._members = trio.Event()
 
     def _node_lost(self, name: str, why: str) -> None:
-        """Another node stopped answering (called by the cluster): forget its
-        actors' monitors of ours (its own watchers were told by the cluster)."""
+        """Another node stopped answering (called by the cluster).
+
+        Its actors' monitors of ours are forgotten (our watchers of its actors
+        were told by the cluster). Our actors that it supervised are ended:
+        its supervisor counts them lost and starts them again elsewhere, and
+        a partitioned node must not keep a second copy running.
+        """
         for watchers in self._watchers.values():
             for watcher in [w for w in watchers if w.node == name]:
                 watchers.discard(watcher)
+        for cell in list(self._cells.values()):
+            if cell.supervisor is not None and cell.supervisor.node == name:
+                log.warning(
+                    "actor %r: its supervisor's node %r is lost; ending it", cell.ref.name, name
+                )
+                self._nursery.start_soon(self.terminate, cell.ref)
+
+    def _child_exit(self, supervisor: ActorRef, child: ActorRef, reason: ExitReason) -> None:
+        # A child on another node ended (or its node was lost): its supervisor decides.
+        parent = self._cells.get(supervisor.name)
+        if parent is not None:
+            self._post_later(parent, _Call("on_child_exit", (child, reason), {}, None))
 
     @property
     def actors(self) -> list[ActorRef]:
@@ -640,6 +662,9 @@ class Node:
         ``shutdown`` time, after which it is killed. Its supervisor is not
         notified: it asked for this. Follow with :meth:`restart` or :meth:`terminate`.
         """
+        if ref.node != self.name:
+            await self._remote(ref).supervise(ref, "suspend")
+            return
         cell = self._cell(ref)
         cell.suspended = True
         await self._end_incarnation(cell)
@@ -647,6 +672,9 @@ class Node:
     async def restart(self, ref: ActorRef) -> None:
         """Start a new incarnation of an actor whose incarnation ended (its
         supervisor's call); returns once its ``on_start`` is over."""
+        if ref.node != self.name:
+            await self._remote(ref).supervise(ref, "restart")
+            return
         cell = self._cell(ref)
         restarted = cell.restarted = trio.Event()
         self._decide(cell, "restart")
@@ -657,6 +685,10 @@ class Node:
 
         Messages left in its mailbox fail with :class:`ActorStoppedError`.
         """
+        if ref.node != self.name:
+            if self._cluster is not None and ref.node in {p.name for p in self.peers}:
+                await self._cluster.supervise(ref, "terminate")
+            return  # on a lost node it ends by itself (see _node_lost)
         cell = self._cells.get(ref.name)
         if cell is None:
             return
@@ -780,6 +812,10 @@ class Node:
 
     def _tell_supervisor(self, cell: _Cell, reason: ExitReason) -> None:
         assert cell.supervisor is not None
+        if cell.supervisor.node != self.name and self._cluster is not None:
+            if not self._cluster.child_exit(cell.supervisor, cell.ref, reason):
+                self._decide(cell, "terminate")  # its supervisor's node is gone
+            return
         parent = self._cells.get(cell.supervisor.name)
         if parent is None:
             self._decide(cell, "terminate")  # an orphan: nobody to restart it
@@ -905,6 +941,10 @@ class Node:
         # them afresh.
         for child in reversed(list(cell.children)):
             await self.terminate(ActorRef(self.name, child))
+        if self._cluster is not None:  # and those it placed on other nodes
+            for ref in reversed(self._cluster.children_of(cell.ref)):
+                with contextlib.suppress(ActorNotFoundError, ActorStoppedError):
+                    await self.terminate(ref)
 
     def _cancel_timers(self, cell: _Cell) -> None:
         cell.timers_allowed = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -12,6 +13,7 @@ import trio
 
 from .._errors import TrimqError
 from ._actor import Actor
+from ._errors import ActorNotFoundError, ActorStoppedError
 from ._exit import ExitReason
 from ._ref import ActorRef
 
@@ -40,7 +42,7 @@ class ChildSpec:
         cls: The child's Actor class.
         args: Positional arguments for ``cls`` (each start builds a new instance).
         kwargs: Keyword arguments for ``cls``.
-        name: The child's name on the node (its refs use it across restarts);
+        name: The child's name on its node (its refs use it across restarts);
             default ``"<ClassName>-<n>"``.
         restart: ``"permanent"``: always restarted; ``"transient"``: restarted
             only after a crash or kill, not a graceful stop; ``"temporary"``:
@@ -48,6 +50,11 @@ class ChildSpec:
         shutdown: Seconds it gets to finish its message and ``on_stop`` when its
             supervisor stops it, before it is killed.
         mailbox_size: As for ``Node.spawn``.
+        on: Where it runs, as ``Node.spawn(on=...)``: ``None`` (the
+            supervisor's node), a node name, a tag, or ``"*"`` (any connected
+            node). When its node is lost, the child is started again wherever
+            ``on`` then matches: another node with the tag, or the named node
+            once it is back.
 
     .. versionadded:: 0.1
     """
@@ -59,6 +66,17 @@ class ChildSpec:
     restart: Restart = "permanent"
     shutdown: float = 5.0
     mailbox_size: int = 1000
+    on: str | None = None
+
+
+class _Child:
+    """A supervised child: its spec, and its ref (None while it waits for a node)."""
+
+    __slots__ = ("ref", "spec")
+
+    def __init__(self, spec: ChildSpec, ref: ActorRef | None) -> None:
+        self.spec = spec
+        self.ref = ref
 
 
 class Supervisor(Actor):
@@ -75,10 +93,14 @@ class Supervisor(Actor):
             supervisor crash with :class:`RestartIntensityError`; its own
             supervisor then decides (OTP's restart intensity).
         period: The intensity window, in seconds.
+        retry: Seconds between attempts to start a child whose placement
+            matches no connected node (after its node was lost).
 
     A child's ref stays valid across restarts: messages already queued, and
     later ones, go to the new incarnation. The message whose handler crashed
-    is not retried; an ask waiting on it fails with the handler's error.
+    is not retried; an ask waiting on it fails with the handler's error. A
+    child whose node is lost is started anew where its placement matches, so
+    its ref changes (:meth:`children` has the current ones).
 
     .. versionadded:: 0.1
     """
@@ -90,17 +112,20 @@ class Supervisor(Actor):
         strategy: Strategy = "one_for_one",
         max_restarts: int = 3,
         period: float = 5.0,
+        retry: float = 1.0,
     ) -> None:
         if strategy not in ("one_for_one", "one_for_all", "rest_for_one"):
             raise ValueError(f"unknown supervision strategy {strategy!r}")
-        if max_restarts < 0 or period <= 0:
-            raise ValueError("max_restarts must be >= 0 and period > 0")
+        if max_restarts < 0 or period <= 0 or retry <= 0:
+            raise ValueError("max_restarts must be >= 0, and period and retry > 0")
         self._initial = list(children)
         self.strategy = strategy
         self.max_restarts = max_restarts
         self.period = period
-        self._specs: dict[str, ChildSpec] = {}  # by child name, in start order
+        self.retry = retry
+        self._children: list[_Child] = []  # in start order
         self._restarts: deque[float] = deque()
+        self._retrying = False
 
     async def on_start(self) -> None:
         """Start the initial children, in order."""
@@ -109,9 +134,10 @@ class Supervisor(Actor):
 
     async def on_stop(self) -> None:
         """Stop the children, newest first, each within its ``shutdown`` time."""
-        for name in reversed(list(self._specs)):
-            await self.node.terminate(ActorRef(self.node.name, name))
-        self._specs.clear()
+        for child in reversed(self._children):
+            if child.ref is not None:
+                await self._terminate(child.ref)
+        self._children.clear()
 
     # ------------------------------------------------------------------ handlers
 
@@ -126,14 +152,17 @@ class Supervisor(Actor):
             False if ``ref`` is not a child of this supervisor (a caller's
             mistake must not crash the supervisor).
         """
-        if self._specs.pop(ref.name, None) is None:
+        child = self._find(ref)
+        if child is None:
             return False
-        await self.node.terminate(ref)
+        self._children.remove(child)
+        await self._terminate(ref)
         return True
 
     def children(self) -> list[ActorRef]:
-        """The supervised children, in start order."""
-        return [ActorRef(self.node.name, name) for name in self._specs]
+        """The supervised children's current refs, in start order (a child
+        waiting for a node to start on is left out)."""
+        return [child.ref for child in self._children if child.ref is not None]
 
     async def on_child_exit(self, ref: ActorRef, reason: ExitReason) -> None:
         """A child's incarnation ended: restart it (and others, by strategy) or let it go.
@@ -141,52 +170,99 @@ class Supervisor(Actor):
         Raises:
             RestartIntensityError: Too many restarts; the supervisor crashes.
         """
-        spec = self._specs.get(ref.name)
-        if spec is None:  # terminated meanwhile
-            await self.node.terminate(ref)
+        child = self._find(ref)
+        if child is None:  # terminated meanwhile
+            await self._terminate(ref)
             return
+        spec = child.spec
         if spec.restart == "temporary" or (spec.restart == "transient" and reason.normal):
             log.info(
                 "supervisor %r: child %r ended (%s), not restarted", self.ref.name, ref.name, reason
             )
-            del self._specs[ref.name]
-            await self.node.terminate(ref)
+            self._children.remove(child)
+            await self._terminate(ref)
             return
         self._count_restart(ref, reason)
-        names = list(self._specs)
+        index = self._children.index(child)
         if self.strategy == "one_for_one":
-            affected = [ref.name]
+            affected = [child]
         elif self.strategy == "one_for_all":
-            affected = names
+            affected = list(self._children)
         else:
-            affected = names[names.index(ref.name) :]
+            affected = self._children[index:]
         log.info(
             "supervisor %r: child %r ended (%s); restarting %s",
             self.ref.name,
             ref.name,
             reason,
-            ", ".join(affected),
+            ", ".join(c.ref.name if c.ref else "?" for c in affected),
         )
-        for name in reversed(affected):
-            if name != ref.name:
-                await self.node.suspend(ActorRef(self.node.name, name))
-        for name in affected:  # in start order, each started before the next
-            await self.node.restart(ActorRef(self.node.name, name))
+        if reason.kind == "node lost":
+            child.ref = None  # it is gone with its node: start it anew elsewhere
+        for other in reversed(affected):
+            if other is not child and other.ref is not None and self._reachable(other.ref):
+                await self.node.suspend(other.ref)
+        for one in affected:  # in start order, each started before the next
+            if one.ref is not None and self._reachable(one.ref):
+                await self.node.restart(one.ref)
+            else:
+                await self._place(one)
+
+    async def retry_starts(self) -> None:
+        """Start the children that wait for a node (the supervisor's own timer)."""
+        self._retrying = False
+        for child in self._children:
+            if child.ref is None:
+                await self._place(child)
 
     # ------------------------------------------------------------------ internals
 
-    async def _start(self, spec: ChildSpec) -> ActorRef:
-        ref = await self.node.spawn(
+    def _find(self, ref: ActorRef) -> _Child | None:
+        for child in self._children:
+            if child.ref == ref:
+                return child
+        return None
+
+    def _reachable(self, ref: ActorRef) -> bool:
+        return ref.node == self.node.name or ref.node in {p.name for p in self.node.peers}
+
+    async def _spawn(self, spec: ChildSpec) -> ActorRef:
+        return await self.node.spawn(
             spec.cls,
             *spec.args,
             name=spec.name,
             mailbox_size=spec.mailbox_size,
             supervisor=self.ref,
             shutdown=spec.shutdown,
+            on=spec.on,
             **spec.kwargs,
         )
-        self._specs[ref.name] = spec
+
+    async def _start(self, spec: ChildSpec) -> ActorRef:
+        ref = await self._spawn(spec)
+        self._children.append(_Child(spec, ref))
         return ref
+
+    async def _place(self, child: _Child) -> None:
+        # Start a child whose node was lost, wherever its placement matches now.
+        child.ref = None
+        try:
+            child.ref = await self._spawn(child.spec)
+        except ActorNotFoundError as exc:
+            log.warning(
+                "supervisor %r: cannot start %s yet (%s); retrying every %s s",
+                self.ref.name,
+                child.spec.name or child.spec.cls.__name__,
+                exc,
+                self.retry,
+            )
+            if not self._retrying:
+                self._retrying = True
+                self.send_after(self.retry, "retry_starts")
+
+    async def _terminate(self, ref: ActorRef) -> None:
+        with contextlib.suppress(ActorNotFoundError, ActorStoppedError):
+            await self.node.terminate(ref)
 
     def _count_restart(self, ref: ActorRef, reason: ExitReason) -> None:
         now = trio.current_time()

@@ -51,10 +51,14 @@ MONITOR: Final = b"monitor"
 DEMONITOR: Final = b"demonitor"
 #: A monitored actor ended: why, and the error that crashed it (payload).
 DOWN: Final = b"down"
+#: A supervised child here ended: its supervisor, there, decides.
+CHILD_EXIT: Final = b"child-exit"
+#: The supervisor's decision for a child here: suspend, restart or terminate.
+SUPERVISE: Final = b"supervise"
 
 KINDS: Final = frozenset(
     {HELLO, WELCOME, PING, WHO, CALL, REPLY, CANCEL, SPAWN, STOP, LOOKUP, BYE}
-    | {MONITOR, DEMONITOR, DOWN}
+    | {MONITOR, DEMONITOR, DOWN, CHILD_EXIT, SUPERVISE}
 )
 
 #: The largest header we decode: headers are a few names and numbers.
