@@ -14,23 +14,14 @@ from hypothesis import strategies as st
 from trimq import actors
 from trimq.actors import _wire as wire
 
-headers = st.dictionaries(
-    st.text(max_size=10),
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.text(max_size=20)
-    | st.lists(st.text(max_size=5)),
-    max_size=5,
-)
+values = st.none() | st.booleans() | st.integers() | st.text(max_size=20)
+keys = st.text(max_size=10).filter(lambda key: key != wire.TAG)
+headers = st.dictionaries(keys, values | st.lists(values, max_size=3), max_size=5)
+payloads = st.none() | st.tuples(st.sampled_from([b"b", b"p", b"c"]), st.binary())
 
 
 @settings(max_examples=200, deadline=None)
-@given(
-    st.sampled_from(sorted(wire.KINDS)),
-    headers,
-    st.none() | st.tuples(st.binary(max_size=1), st.binary()),
-)
+@given(st.sampled_from(sorted(wire.KINDS)), headers, payloads)
 def test_envelopes_round_trip(kind: bytes, header: dict[str, Any], payload: Any) -> None:
     env = wire.decode_envelope(wire.encode_envelope(kind, header, payload))
     assert (env.kind, env.header) == (kind, header)
@@ -51,12 +42,12 @@ def test_random_frames_give_an_envelope_or_a_protocol_error(frames: list[bytes])
 @settings(max_examples=300, deadline=None)
 @given(st.data())
 def test_mutated_headers_give_an_envelope_or_a_protocol_error(draw: st.DataObject) -> None:
-    frames = wire.encode_envelope(wire.CALL, {"id": 3, "actor": "a", "method": "m"})
-    raw = bytearray(frames[1])
+    frames = wire.encode_envelope(wire.CALL, {"id": 3, "actor": "a", "method": "m"}, (b"p", b"x"))
+    raw = bytearray(frames[0])
     for _ in range(draw.draw(st.integers(1, 4))):
         raw[draw.draw(st.integers(0, len(raw) - 1))] = draw.draw(st.integers(0, 255))
     try:
-        env = wire.decode_envelope([frames[0], bytes(raw)])
+        env = wire.decode_envelope([bytes(raw), frames[1]])
     except wire.ProtocolError:
         return
     assert all(isinstance(key, str) for key in env.header)
@@ -64,13 +55,17 @@ def test_mutated_headers_give_an_envelope_or_a_protocol_error(draw: st.DataObjec
 
 def test_headers_that_name_code_or_are_too_big_are_refused() -> None:
     with pytest.raises(wire.ProtocolError, match="bad header"):
-        wire.decode_envelope([wire.CALL, pickle.dumps(print)])
+        wire.decode_envelope([wire.CALL + b"\0" + pickle.dumps(print)])
     with pytest.raises(wire.ProtocolError, match="at most"):
-        wire.decode_envelope([wire.CALL, b"x" * (wire.MAX_HEADER + 1)])
+        wire.decode_envelope([wire.CALL + b"\0" + b"x" * (wire.MAX_HEADER + 1)])
     with pytest.raises(wire.ProtocolError, match="str keys"):
-        wire.decode_envelope([wire.CALL, pickle.dumps({1: 2})])
+        wire.decode_envelope([wire.CALL + b"\0" + pickle.dumps({1: 2})])
     with pytest.raises(wire.ProtocolError, match="unknown message kind"):
-        wire.decode_envelope([b"exec", pickle.dumps({})])
+        wire.decode_envelope([b"exec\0" + pickle.dumps({})])
+    with pytest.raises(wire.ProtocolError, match="one-letter tag"):
+        wire.decode_envelope([wire.CALL + b"\0" + pickle.dumps({}), b"data"])
+    with pytest.raises(wire.ProtocolError, match="without a payload"):
+        wire.decode_envelope([wire.CALL + b"\0" + pickle.dumps({wire.TAG: "p"})])
 
 
 class Echo(actors.Actor):

@@ -11,6 +11,7 @@ the sending connection may carry code.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import logging
 import math
@@ -22,6 +23,7 @@ import attrs
 import cloudpickle
 import trio
 
+from .._errors import HostUnreachableError
 from .._monitor import EventType
 from .._peer import Peer
 from ..auth import Authenticator
@@ -46,6 +48,7 @@ _Handler = Callable[["Cluster", "_Link", wire.Envelope, Peer | None], Awaitable[
 log = logging.getLogger("trimq.actors")
 
 ZAP_DOMAIN = "trimq.node"
+TELLS_PER_YIELD = 64  # as sockets' sends do (patterns._socket.YIELD_EVERY)
 
 # The right (see _security.RIGHTS) each request needs from the sending node.
 _NEEDS: dict[bytes, str] = {
@@ -82,8 +85,16 @@ class NodeRef:
 class _Link:
     """One known peer node and how to send to it."""
 
-    def __init__(self, send: Callable[[list[bytes]], None], endpoint: str = "") -> None:
+    def __init__(
+        self,
+        socket: Socket,
+        send: Callable[[list[bytes]], None],
+        asend: Callable[[list[bytes]], Awaitable[None]],
+        endpoint: str = "",
+    ) -> None:
+        self.socket = socket  # the DEALER, or our ROUTER for a node that connected to us
         self.send = send  # never blocks: raises trio.WouldBlock when the queue is full
+        self.asend = asend  # waits for room
         self.endpoint = endpoint
         self.name = ""
         self.tags: frozenset[str] = frozenset()
@@ -145,6 +156,7 @@ class Cluster:
         self._children: dict[str, set[tuple[ActorRef, ActorRef]]] = {}
         self._serving: dict[tuple[str, int], Any] = {}  # asks we run for others
         self._ids = itertools.count(1)
+        self._tells = 0
         self._authenticator: Authenticator | None = None
         self._started = False
         self.events = EventBridge(
@@ -197,7 +209,11 @@ class Cluster:
             opts = self._options()
             if self._security.secure:
                 opts.update(curve_server=True, zap_domain=ZAP_DOMAIN, zap_enforce_domain=True)
-            self._router = self._context.socket(SocketType.ROUTER, router_handover=True, **opts)
+            # router_mandatory: a full peer makes sends wait (or WouldBlock)
+            # instead of dropping replies; an unknown one raises.
+            self._router = self._context.socket(
+                SocketType.ROUTER, router_handover=True, router_mandatory=True, **opts
+            )
             self._nursery.start_soon(self._serve_router, self._router)
         bound = await self._router.bind(endpoint)
         self.endpoints.append(bound)
@@ -222,7 +238,7 @@ class Cluster:
         dealer = self._context.socket(
             SocketType.DEALER, routing_id=self._node.name.encode(), immediate=True, **opts
         )
-        link = _Link(dealer.send_multipart_nowait, endpoint)
+        link = _Link(dealer, dealer.send_multipart_nowait, dealer.send_multipart, endpoint)
         self._outbound.append(link)
         refused: list[str] = []
         wait = max(2 * self._timeout, 5.0)
@@ -277,15 +293,20 @@ class Cluster:
             identity = frames[0]
             link = self._inbound.get(identity)
             if link is None:
-                link = _Link(self._router_sender(router, identity))
+                link = _Link(router, *self._router_senders(router, identity))
                 self._inbound[identity] = link
             await self._receive(link, frames[1:], message.peer)
 
-    def _router_sender(self, router: Socket, identity: bytes) -> Callable[[list[bytes]], None]:
+    def _router_senders(
+        self, router: Socket, identity: bytes
+    ) -> tuple[Callable[[list[bytes]], None], Callable[[list[bytes]], Awaitable[None]]]:
         def send(frames: list[bytes]) -> None:
             router.send_multipart_nowait([identity, *frames])
 
-        return send
+        async def asend(frames: list[bytes]) -> None:
+            await router.send_multipart([identity, *frames])
+
+        return send, asend
 
     async def _serve_dealer(self, dealer: Socket, link: _Link) -> None:
         while True:
@@ -394,9 +415,27 @@ class Cluster:
         # this message, and asks waiting on it time out or see the node lost.
         try:
             link.send(wire.encode_envelope(kind, header, payload))
-        except (trio.WouldBlock, trio.ClosedResourceError):
+        except (trio.WouldBlock, trio.ClosedResourceError, HostUnreachableError):
             return False
         return True
+
+    def _send_surely(self, link: _Link, frames: list[bytes]) -> None:
+        # A message that must not be dropped (a reply): now if there is room,
+        # else from a task that waits for room while the node is reachable.
+        try:
+            link.send(frames)
+            link.socket.flush()  # the actor's task goes back to its mailbox
+        except trio.WouldBlock:
+            self._nursery.start_soon(self._send_when_room, link, frames)
+        except (trio.ClosedResourceError, HostUnreachableError):
+            pass  # gone: the asker sees the node lost
+
+    async def _send_when_room(self, link: _Link, frames: list[bytes]) -> None:
+        with (
+            trio.move_on_after(self._timeout),
+            contextlib.suppress(trio.ClosedResourceError, HostUnreachableError),
+        ):
+            await link.asend(frames)
 
     def _link(self, node: str) -> _Link:
         link = self._links.get(node)
@@ -420,6 +459,7 @@ class Cluster:
             with trio.fail_after(timeout) if timeout is not None else contextlib.nullcontext():
                 if not self._send(link, kind, {**header, "id": rid}, payload):
                     raise ActorStoppedError(f"node {node!r} is not reachable now")
+                link.socket.flush()  # we wait on an event, not the socket
                 await pending.done.wait()
         except BaseException:
             self._send(link, wire.CANCEL, {"id": rid})  # best effort
@@ -438,9 +478,30 @@ class Cluster:
     ) -> None:
         link = self._link(ref.node)
         payload = self._node.codec.encode((args, kwargs))
-        if not self._send(link, wire.CALL, {"actor": ref.name, "method": method}, payload):
-            raise ActorStoppedError(f"node {ref.node!r} is not reachable now")
-        await trio.lowlevel.checkpoint()
+        frames = wire.encode_envelope(wire.CALL, {"actor": ref.name, "method": method}, payload)
+        # As a socket send: a cancellation check each time, a schedule point
+        # every TELLS_PER_YIELD tells (so that tells batch into few writes), and a
+        # wait for room when the link's queue is full (backpressure), bounded
+        # by the node timeout.
+        await trio.lowlevel.checkpoint_if_cancelled()
+        try:
+            link.send(frames)
+        except trio.WouldBlock:
+            with trio.move_on_after(self._timeout):
+                try:
+                    await link.asend(frames)
+                except (trio.ClosedResourceError, HostUnreachableError):
+                    pass
+                else:
+                    return
+            raise ActorStoppedError(
+                f"node {ref.node!r} took no message for {self._timeout} s (lost or stalled)"
+            ) from None
+        except (trio.ClosedResourceError, HostUnreachableError):
+            raise ActorStoppedError(f"node {ref.node!r} is not reachable now") from None
+        self._tells += 1
+        if not self._tells % TELLS_PER_YIELD:
+            await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def ask(
         self,
@@ -669,8 +730,12 @@ class Cluster:
     ) -> None:
         header: dict[str, Any] = {"id": rid, "ok": error is None, "node": self._node.name}
         if error is None:
-            payload = None if result is None else self._node.codec.encode(result)
-            self._send(link, wire.REPLY, header, payload)
+            try:
+                payload = None if result is None else self._node.codec.encode(result)
+            except CodecError as exc:
+                self._reply(link, rid, error=exc)  # the asker learns why
+                return
+            self._send_surely(link, wire.encode_envelope(wire.REPLY, header, payload))
             return
         header["type"] = f"{type(error).__module__}.{type(error).__qualname__}"
         header["message"] = str(error)
@@ -679,7 +744,7 @@ class Cluster:
             payload = self._node.codec.encode(error)
         except CodecError:
             payload = None  # the asker gets an ActorError with the type and traceback
-        self._send(link, wire.REPLY, header, payload)
+        self._send_surely(link, wire.encode_envelope(wire.REPLY, header, payload))
 
     async def _on_call(self, link: _Link, env: wire.Envelope, peer: Peer | None) -> None:
         rid = env.get("id", int)
@@ -707,14 +772,14 @@ class Cluster:
                 self._reply(link, rid, error=exc)
             return
         self._serving[(link.name, rid)] = reply
-        self._nursery.start_soon(self._answer, link, rid, reply)
+        # Answered from the actor's task as its handler returns: no task and
+        # no scheduling hop of our own between the result and the reply.
+        reply.on_done = functools.partial(self._answer, link, rid, reply)
+        if reply.done.is_set():
+            self._answer(link, rid, reply)
 
-    async def _answer(self, link: _Link, rid: int, reply: Any) -> None:
-        try:
-            await reply.done.wait()
-        finally:
-            self._serving.pop((link.name, rid), None)
-        if not reply.abandoned:
+    def _answer(self, link: _Link, rid: int, reply: Any) -> None:
+        if self._serving.pop((link.name, rid), None) is not None and not reply.abandoned:
             self._reply(link, rid, reply.value, reply.error)
 
     async def _on_cancel(self, link: _Link, env: wire.Envelope, peer: Peer | None) -> None:

@@ -8,7 +8,7 @@ import inspect
 import itertools
 import logging
 import os
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager, nullcontext
 from typing import Any, TypeVar, cast
 
@@ -37,7 +37,7 @@ SPAWNS_PER_YIELD = 64
 class _Reply:
     """Where a handler's result goes, for one ask."""
 
-    __slots__ = ("abandoned", "done", "error", "scope", "value")
+    __slots__ = ("abandoned", "done", "error", "on_done", "scope", "value")
 
     def __init__(self) -> None:
         self.done = trio.Event()
@@ -45,14 +45,20 @@ class _Reply:
         self.error: BaseException | None = None
         self.abandoned = False
         self.scope: trio.CancelScope | None = None  # the running handler's
+        #: Called when it completes (an ask from another node sends its reply).
+        self.on_done: Callable[[], None] | None = None
 
     def succeed(self, value: Any) -> None:
         self.value = value
         self.done.set()
+        if self.on_done is not None:
+            self.on_done()
 
     def fail(self, error: BaseException) -> None:
         self.error = error
         self.done.set()
+        if self.on_done is not None:
+            self.on_done()
 
     def abandon(self) -> None:
         # The asker gave up (timeout, cancellation): the handler must not run,

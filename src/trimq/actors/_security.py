@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 from collections.abc import Iterable, Mapping
@@ -162,6 +163,7 @@ def _local(endpoint: str) -> bool:
     return ep.host == "localhost" or _loopback_address(ep.host)
 
 
+@functools.lru_cache(maxsize=1024)  # asked for every message of an insecure node
 def _loopback_address(address: str) -> bool:
     # An IP, or a peer address: "127.0.0.1:5555", "[::1]:5555".
     host = address

@@ -2,15 +2,16 @@
 
 Sans-I/O: this module turns envelopes into frames and back, and nothing else.
 
-An envelope is two or four frames (after the ROUTER's routing-id frame):
+An envelope is one or two frames (after the ROUTER's routing-id frame), few
+because CURVE seals each frame in a box of its own:
 
-* ``kind``: one of the ``KIND_*`` names below, as ASCII;
-* ``header``: plain data (a dict with str keys), encoded by ``encode_plain``:
-  ids, names, flags. It is decoded whoever sent it, since plain data builds
-  nothing but plain values;
-* ``tag``, ``data`` (optional): a payload encoded by the node's codec (a
-  call's arguments, a result, a class to spawn). Decoding it is the trust
-  decision, made elsewhere (see ``_cluster.Cluster._payload``).
+* ``kind`` NUL ``header``: one of the ``KIND_*`` names below, in ASCII, then
+  plain data (a dict with str keys) encoded by ``encode_plain``: ids, names,
+  flags, and the payload's codec tag. It is decoded whoever sent it, since
+  plain data builds nothing but plain values;
+* ``data`` (optional): a payload encoded by the node's codec (a call's
+  arguments, a result, a class to spawn), never copied into the first frame.
+  Decoding it is the trust decision, made elsewhere (``_cluster.Cluster._payload``).
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ KINDS: Final = frozenset(
     | {MONITOR, DEMONITOR, DOWN, CHILD_EXIT, SUPERVISE}
 )
 
+#: The header key of the payload's codec tag.
+TAG: Final = "~tag"
+
 #: The largest header we decode: headers are a few names and numbers.
 MAX_HEADER: Final = 4096
 
@@ -88,10 +92,10 @@ def encode_envelope(
     kind: bytes, header: dict[str, Any], payload: tuple[bytes, bytes] | None = None
 ) -> list[bytes]:
     """The frames of one envelope (``payload`` is a codec's ``(tag, data)``)."""
-    frames = [kind, encode_plain(header)]
-    if payload is not None:
-        frames.extend(payload)
-    return frames
+    if payload is None:
+        return [kind + b"\0" + encode_plain(header)]
+    tag, data = payload
+    return [kind + b"\0" + encode_plain({**header, TAG: tag.decode("ascii")}), data]
 
 
 def decode_envelope(frames: Sequence[bytes]) -> Envelope:
@@ -100,19 +104,24 @@ def decode_envelope(frames: Sequence[bytes]) -> Envelope:
     Raises:
         ProtocolError: Wrong frame count, unknown kind, or a bad header.
     """
-    if len(frames) not in (2, 4):
-        raise ProtocolError(f"an envelope has 2 or 4 frames, got {len(frames)}")
-    kind, raw = bytes(frames[0]), frames[1]
-    if kind not in KINDS:
+    if len(frames) not in (1, 2):
+        raise ProtocolError(f"an envelope has 1 or 2 frames, got {len(frames)}")
+    kind, nul, raw = bytes(frames[0]).partition(b"\0")
+    if not nul or kind not in KINDS:
         raise ProtocolError(f"unknown message kind {kind[:20]!r}")
     if len(raw) > MAX_HEADER:
         raise ProtocolError(f"header of {len(raw)} bytes (at most {MAX_HEADER})")
     try:
-        header = decode_plain(bytes(raw))
+        header = decode_plain(raw)
     except CodecError as exc:
         raise ProtocolError(f"bad header: {exc}") from None
     if not isinstance(header, dict) or not all(isinstance(k, str) for k in header):
         raise ProtocolError("a header is a dict with str keys")
-    if len(frames) == 2:
+    tag = header.pop(TAG, None)
+    if len(frames) == 1:
+        if tag is not None:
+            raise ProtocolError("a payload tag without a payload")
         return Envelope(kind, header)
-    return Envelope(kind, header, bytes(frames[2]), frames[3])
+    if not (isinstance(tag, str) and len(tag) == 1 and tag.isascii()):
+        raise ProtocolError("a payload without a one-letter tag")
+    return Envelope(kind, header, tag.encode(), frames[1])

@@ -664,6 +664,20 @@ class Socket:
         for flush in flushes:
             flush()
 
+    def flush(self) -> None:
+        """Write queued tcp/ipc messages now, from this task, as far as the kernel
+        takes them without blocking (the rest goes from the connection's writer
+        task, as usual).
+
+        Sends are written by a background task in trio's next scheduling
+        batch, so that a burst goes out in few system calls; a task that
+        sends one message and then waits for something other than this
+        socket (an event, another socket) calls this to save that hop.
+        A task blocked in this socket's ``recv`` flushes by itself.
+        """
+        if self.unflushed:
+            self._flush()
+
     async def _recv_slow(self) -> Frames:
         self._check_open()
         while True:
