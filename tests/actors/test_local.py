@@ -390,3 +390,26 @@ class Plain(actors.Actor):
 
     def get(self) -> int:
         return self.n
+
+
+class Stubborn(actors.Actor):
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    async def on_stop(self) -> None:
+        try:
+            await trio.sleep_forever()
+        except trio.Cancelled:
+            self.log.append("on_stop cancelled")
+            raise
+
+
+async def test_closing_the_node_kills_an_actor_whose_on_stop_overruns(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: list[str] = []
+    start = trio.current_time()
+    async with actors.open_node() as node:
+        await node.spawn(Stubborn, log, shutdown=2.0)
+    assert log == ["on_stop cancelled"]
+    assert trio.current_time() - start == pytest.approx(2.0)

@@ -224,3 +224,9 @@ async def test_rights_decide_what_an_allowed_node_may_do(tmp_path: Path) -> None
 def test_bad_rights_are_refused(rights: list[str], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         NodeSecurity.make(keypair(), {keypair()[0]: rights}, insecure=False)
+
+
+async def test_an_insecure_node_refuses_a_key_it_cannot_check() -> None:
+    async with actors.open_node(insecure=True) as node:
+        with pytest.raises(ValueError, match="insecure node"):
+            await node.connect("tcp://127.0.0.1:7000", key=keypair()[0])

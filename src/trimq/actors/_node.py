@@ -468,6 +468,11 @@ class Node:
             ValueError: A secure node without ``key``, or an insecure one
                 connecting off loopback.
         """
+        if key is not None and not self._security.secure:
+            raise ValueError(
+                "key= given to an insecure node: without keys of its own it cannot check "
+                "the other node's key (open it with keys= to use CURVE)"
+            )
         return await self._networked().connect(
             endpoint, None if key is None else curve_key(key, "key")
         )
@@ -708,6 +713,10 @@ class Node:
         cell.interrupt = True
         if not cell.busy:
             cell.scope.cancel()  # idle: nothing to finish
+        await self._within_shutdown(cell, done)
+
+    async def _within_shutdown(self, cell: _Cell, done: _Flag) -> None:
+        # Wait for ``done`` for the actor's shutdown time, then kill it.
         with trio.move_on_after(cell.shutdown):
             await done.wait()
             return
@@ -1184,7 +1193,9 @@ class Node:
         for cell in reversed(list(self._cells.values())):
             if not cell.done.is_set():
                 await self._deliver(cell, _STOP)
-                await cell.done.wait()
+                # Each gets its shutdown time, as a supervisor gives it: an
+                # on_stop that hangs must not hold the node open.
+                await self._within_shutdown(cell, cell.done)
         if self._cluster is not None:
             await self._cluster.aclose()
 
