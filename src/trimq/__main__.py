@@ -269,11 +269,9 @@ class _NodeRunner:
     """Runs ``trimq node``'s node until SIGINT or SIGTERM.
 
     The first signal stops the node gracefully: every actor finishes its
-    current message and runs its ``on_stop``. A second one exits at once, for
-    an ``on_stop`` that hangs: the node shields ``on_stop`` from cancellation
-    while it closes, and an actor already in ``on_stop`` is out of
-    ``node.actors``, beyond ``node.kill``; leaving the process is the only
-    way out short of SIGKILL.
+    current message and runs its ``on_stop``, each within its ``shutdown``
+    time, after which it is killed. A second one exits at once, for whoever
+    will not wait that long.
     """
 
     def __init__(self, config: _NodeConfig) -> None:
