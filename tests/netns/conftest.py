@@ -1,13 +1,18 @@
-"""Hosts for multi-host tests: Linux network namespaces on one bridge.
+"""Hosts for multi-host tests: Linux network namespaces on one bridge, or loopback.
 
-``hosts`` makes three namespaces, each with its own address on a bridge in
-the test's own namespace (which gets 10.77.<n>.1, so the test process can
-talk to every host). ``Hosts.cut``/``restore`` take a host's link down and up
-again; ``Hosts.run`` starts a command inside a host. Everything is removed
-afterwards, and only what the fixture made is touched.
+``hosts`` is parametrized:
 
-Needs root and iproute2 (CI runs as root); elsewhere the tests are skipped,
-and the loopback variants in tests/actors cover the same behaviour.
+* ``netns``: three namespaces, each with its own address on a bridge in the
+  test's own namespace (which gets 10.77.<n>.1, so the test process can talk
+  to every host). ``cut``/``restore`` take a host's link down and up again.
+  Needs root and iproute2 (CI runs as root); skipped elsewhere.
+* ``loopback``: the same three "hosts" as processes on 127.0.0.1, each with
+  its own port, which runs anywhere. ``cut`` freezes the host's processes
+  (SIGSTOP: they neither send nor answer, as behind a cut link) and
+  ``restore`` thaws them.
+
+``run`` starts a command inside a host. Everything is removed afterwards, and
+only what the fixture made is touched.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -44,6 +51,10 @@ class Hosts:
     def address(self, host: int) -> str:
         """The IP address of host 1, 2 or 3."""
         return f"10.77.{self.subnet}.{host + 1}"
+
+    def endpoint(self, host: int) -> str:
+        """Where a node on host 1, 2 or 3 listens."""
+        return f"tcp://{self.address(host)}:7000"
 
     def _veth(self, host: int) -> str:
         return f"tq{self.tag}v{host}"
@@ -99,6 +110,64 @@ class Hosts:
         return proc
 
 
+class LoopbackHosts(Hosts):
+    """The same interface on 127.0.0.1: a port per host, SIGSTOP for a cut link."""
+
+    def __init__(self) -> None:
+        super().__init__("lo", subnet=0)
+        self.by_host: dict[int, list[subprocess.Popen[str]]] = {1: [], 2: [], 3: []}
+        self.ports = {host: _free_port() for host in (1, 2, 3)}
+
+    def address(self, host: int) -> str:
+        return "127.0.0.1"
+
+    def endpoint(self, host: int) -> str:
+        return f"tcp://127.0.0.1:{self.ports[host]}"
+
+    def up(self) -> None:
+        return
+
+    def down(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)  # a frozen one cannot die otherwise
+        super_procs, self.procs = self.procs, []
+        for proc in super_procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=10)
+            for pipe in (proc.stdin, proc.stdout):
+                if pipe is not None:
+                    pipe.close()
+
+    def cut(self, host: int) -> None:
+        for proc in self.by_host[host]:
+            proc.send_signal(signal.SIGSTOP)
+
+    def restore(self, host: int) -> None:
+        for proc in self.by_host[host]:
+            proc.send_signal(signal.SIGCONT)
+
+    def run(self, host: int, args: Sequence[str], *, stdin: bool = False) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            [sys.executable, *args],
+            stdin=subprocess.PIPE if stdin else None,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        self.procs.append(proc)
+        self.by_host[host].append(proc)
+        return proc
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 def netns_available() -> str:
     """Why the namespace tests cannot run here, or ``""``."""
     if os.geteuid() != 0:
@@ -108,14 +177,18 @@ def netns_available() -> str:
     return ""
 
 
-@pytest.fixture
-def hosts() -> Iterator[Hosts]:
-    """Three namespaces on a bridge, removed after the test."""
-    why = netns_available()
-    if why:
-        pytest.skip(why)
-    run = next(_runs)
-    made = Hosts(f"{os.getpid() % 10000}{run}", subnet=(os.getpid() + run) % 200 + 20)
+@pytest.fixture(params=["netns", "loopback"])
+def hosts(request: pytest.FixtureRequest) -> Iterator[Hosts]:
+    """Three hosts (see the module docs), removed after the test."""
+    made: Hosts
+    if request.param == "loopback":
+        made = LoopbackHosts()
+    else:
+        why = netns_available()
+        if why:
+            pytest.skip(why)
+        run = next(_runs)
+        made = Hosts(f"{os.getpid() % 10000}{run}", subnet=(os.getpid() + run) % 200 + 20)
     try:
         made.up()
         yield made

@@ -154,6 +154,10 @@ class Cluster:
         self._watching: dict[str, set[tuple[ActorRef, ActorRef]]] = {}
         # Our supervisors' children on other nodes: node name -> {(supervisor, child)}.
         self._children: dict[str, set[tuple[ActorRef, ActorRef]]] = {}
+        # Children on a lost node that their supervisors replaced: ended on it
+        # when it is back, in case it never noticed it was cut off (a paused
+        # process does not).
+        self._orphans: dict[str, set[ActorRef]] = {}
         self._serving: dict[tuple[str, int], Any] = {}  # asks we run for others
         self._ids = itertools.count(1)
         self._tells = 0
@@ -368,6 +372,8 @@ class Cluster:
             link.alive = True
             if link.welcomed.is_set():
                 log.info("node %r: node %r is back", self._node.name, link.name)
+            for orphan in self._orphans.pop(link.name, set()):
+                self._nursery.start_soon(self._end_orphan, orphan)
             self._node._membership_changed()
 
     def _hello(self, link: _Link) -> None:
@@ -551,6 +557,11 @@ class Cluster:
     def children_of(self, supervisor: ActorRef) -> list[ActorRef]:
         """The children ``supervisor`` placed on other nodes."""
         return [c for pairs in self._children.values() for s, c in pairs if s == supervisor]
+
+    async def _end_orphan(self, child: ActorRef) -> None:
+        with contextlib.suppress(ActorNotFoundError, ActorStoppedError, trio.TooSlowError):
+            with trio.fail_after(self._timeout):
+                await self.supervise(child, "terminate")
 
     async def supervise(self, ref: ActorRef, verdict: str) -> None:
         """Carry out a supervisor's decision for its child on another node."""
@@ -903,6 +914,7 @@ class Cluster:
         for watcher, target in self._watching.pop(link.name, set()):
             self._node._down(watcher, target, ExitReason("node lost"))
         for supervisor, child in self._children.pop(link.name, set()):
+            self._orphans.setdefault(link.name, set()).add(child)
             self._node._child_exit(supervisor, child, ExitReason("node lost"))
         self._node._node_lost(link.name, why)
 

@@ -248,7 +248,7 @@ class Supervisor(Actor):
         child.ref = None
         try:
             child.ref = await self._spawn(child.spec)
-        except ActorNotFoundError as exc:
+        except (ActorNotFoundError, ValueError) as exc:  # no node yet; its old copy there
             log.warning(
                 "supervisor %r: cannot start %s yet (%s); retrying every %s s",
                 self.ref.name,
