@@ -580,12 +580,8 @@ class Cluster:
         link = self._links.get(supervisor.node)
         if link is None or not link.alive:
             return False
-        header = {"actor": child.name, "supervisor": supervisor.name, "kind": reason.kind}
-        payload = None
-        if reason.error is not None:
-            header["error"] = f"{type(reason.error).__name__}: {reason.error}"
-            with contextlib.suppress(CodecError):
-                payload = self._node.codec.encode(reason.error)
+        header, payload = self._encode_reason(reason)
+        header.update(actor=child.name, supervisor=supervisor.name)
         return self._send(link, wire.CHILD_EXIT, header, payload)
 
     async def _on_child_exit(self, link: _Link, env: wire.Envelope, peer: Peer | None) -> None:
@@ -663,13 +659,22 @@ class Cluster:
         link = self._links.get(watcher.node)
         if link is None or not link.alive:
             return  # that node is gone, and its watchers with it
-        header = {"actor": target.name, "watcher": watcher.name, "kind": reason.kind}
+        header, payload = self._encode_reason(reason)
+        header.update(actor=target.name, watcher=watcher.name)
+        self._send(link, wire.DOWN, header, payload)
+
+    def _encode_reason(
+        self, reason: ExitReason
+    ) -> tuple[dict[str, Any], tuple[bytes, bytes] | None]:
+        # What a DOWN or CHILD_EXIT carries (see _reason): the kind, and the
+        # error as an object if it can travel, as text anyway.
+        header: dict[str, Any] = {"kind": reason.kind}
         payload = None
         if reason.error is not None:
             header["error"] = f"{type(reason.error).__name__}: {reason.error}"
             with contextlib.suppress(CodecError):
                 payload = self._node.codec.encode(reason.error)
-        self._send(link, wire.DOWN, header, payload)
+        return header, payload
 
     async def _on_monitor(self, link: _Link, env: wire.Envelope, peer: Peer | None) -> None:
         watcher = ActorRef(link.name, env.get("watcher", str, ""))
