@@ -245,7 +245,7 @@ class Cluster:
         link = _Link(dealer, dealer.send_multipart_nowait, dealer.send_multipart, endpoint)
         self._outbound.append(link)
         refused: list[str] = []
-        wait = max(2 * self._timeout, 5.0)
+        wait = 2 * self._timeout  # time for a slow handshake, or a node that is starting
         async with dealer.monitor() as events, trio.open_nursery() as nursery:
             await dealer.connect(endpoint)
             self._nursery.start_soon(self._serve_dealer, dealer, link)

@@ -464,7 +464,7 @@ class Node:
                 unless this node is insecure; it is trusted from then on.
 
         Raises:
-            ConnectionError: No node answered in time.
+            ConnectionError: No node answered within twice the node's ``timeout``.
             ValueError: A secure node without ``key``, or an insecure one
                 connecting off loopback.
         """
