@@ -88,12 +88,14 @@ class _Link:
     def __init__(
         self,
         socket: Socket,
-        send: Callable[[list[bytes]], None],
+        send: Callable[..., None],
         asend: Callable[[list[bytes]], Awaitable[None]],
         endpoint: str = "",
     ) -> None:
         self.socket = socket  # the DEALER, or our ROUTER for a node that connected to us
-        self.send = send  # never blocks: raises trio.WouldBlock when the queue is full
+        #: send(frames, flush=False) never blocks: raises trio.WouldBlock when
+        #: the queue is full; flush=True writes at once (a lone request or reply).
+        self.send = send
         self.asend = asend  # waits for room
         self.endpoint = endpoint
         self.name = ""
@@ -304,8 +306,8 @@ class Cluster:
     def _router_senders(
         self, router: Socket, identity: bytes
     ) -> tuple[Callable[[list[bytes]], None], Callable[[list[bytes]], Awaitable[None]]]:
-        def send(frames: list[bytes]) -> None:
-            router.send_multipart_nowait([identity, *frames])
+        def send(frames: list[bytes], flush: bool = False) -> None:
+            router.send_multipart_nowait([identity, *frames], flush=flush)
 
         async def asend(frames: list[bytes]) -> None:
             await router.send_multipart([identity, *frames])
@@ -416,11 +418,13 @@ class Cluster:
         kind: bytes,
         header: dict[str, Any],
         payload: tuple[bytes, bytes] | None = None,
+        *,
+        flush: bool = False,
     ) -> bool:
         # Never blocks: a peer whose queue is full (or not connected) misses
         # this message, and asks waiting on it time out or see the node lost.
         try:
-            link.send(wire.encode_envelope(kind, header, payload))
+            link.send(wire.encode_envelope(kind, header, payload), flush=flush)
         except (trio.WouldBlock, trio.ClosedResourceError, HostUnreachableError):
             return False
         return True
@@ -429,8 +433,7 @@ class Cluster:
         # A message that must not be dropped (a reply): now if there is room,
         # else from a task that waits for room while the node is reachable.
         try:
-            link.send(frames)
-            link.socket.flush()  # the actor's task goes back to its mailbox
+            link.send(frames, flush=True)  # the actor's task goes back to its mailbox
         except trio.WouldBlock:
             self._nursery.start_soon(self._send_when_room, link, frames)
         except (trio.ClosedResourceError, HostUnreachableError):
@@ -463,9 +466,9 @@ class Cluster:
         pending = self._pending[rid] = _Pending(node)
         try:
             with trio.fail_after(timeout) if timeout is not None else contextlib.nullcontext():
-                if not self._send(link, kind, {**header, "id": rid}, payload):
+                # Flushed: we wait on an event, not the socket.
+                if not self._send(link, kind, {**header, "id": rid}, payload, flush=True):
                     raise ActorStoppedError(f"node {node!r} is not reachable now")
-                link.socket.flush()  # we wait on an event, not the socket
                 await pending.done.wait()
         except BaseException:
             self._send(link, wire.CANCEL, {"id": rid})  # best effort

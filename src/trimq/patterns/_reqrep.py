@@ -26,7 +26,7 @@ class Req(Socket):
     """
 
     socket_type: ClassVar[SocketType] = SocketType.REQ
-    flush_on_send: ClassVar[bool] = True
+    flush_on_send = True
 
     def __init__(self, context: Context, options: SocketOptions) -> None:
         super().__init__(context, options)
@@ -106,7 +106,7 @@ class Rep(Socket):
     """
 
     socket_type: ClassVar[SocketType] = SocketType.REP
-    flush_on_send: ClassVar[bool] = True
+    flush_on_send = True
 
     def __init__(self, context: Context, options: SocketOptions) -> None:
         super().__init__(context, options)

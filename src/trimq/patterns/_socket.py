@@ -136,7 +136,9 @@ class Socket:
     _can_send: ClassVar[bool] = True
     _can_recv: ClassVar[bool] = True
     #: See PipeOwner.flush_on_send: True for types that send one message per receive.
-    flush_on_send: ClassVar[bool] = False
+    flush_on_send: bool = (
+        False  # a class default; send_multipart_nowait(flush=True) sets it briefly
+    )
 
     def __init__(self, context: Context, options: SocketOptions) -> None:
         self._ctx = context
@@ -606,13 +608,27 @@ class Socket:
         """Send one frame now or raise :class:`trio.WouldBlock`."""
         self.send_multipart_nowait([data])
 
-    def send_multipart_nowait(self, frames: Iterable[Buffer]) -> None:
-        """Send a multipart message now or raise :class:`trio.WouldBlock`."""
+    def send_multipart_nowait(self, frames: Iterable[Buffer], *, flush: bool = False) -> None:
+        """Send a multipart message now or raise :class:`trio.WouldBlock`.
+
+        With ``flush=True`` the message is also written from this task at once,
+        as far as the kernel takes it, instead of by the connection's writer
+        task in the next scheduling batch: for a lone request or reply, after
+        which the task waits for something else (see :meth:`flush`).
+        """
         self._check_open()
         msg = [f if f.__class__ is bytes else to_bytes(f) for f in frames]
         if not msg:
             raise ValueError("a message needs at least one frame")
-        status = self._xsend(self._with_partial(*msg))
+        if flush:
+            # Read by the engine as the message is queued: it writes at once
+            # and does not wake its writer task (see PipeOwner.flush_on_send).
+            self.flush_on_send = True
+        try:
+            status = self._xsend(self._with_partial(*msg))
+        finally:
+            if flush:
+                del self.flush_on_send  # back to the class's own setting
         if not status:
             raise trio.WouldBlock
         self._done_sending(status)
