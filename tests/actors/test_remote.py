@@ -400,3 +400,33 @@ async def test_monitors_across_nodes_report_crashes_absence_and_node_loss() -> N
         with pytest.raises(trio.WouldBlock):
             notices.receive_nowait()
         nursery.cancel_scope.cancel()
+
+
+class Sink(actors.Actor):
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
+    def take(self, data: bytes) -> None:
+        self.sizes.append(len(data))
+
+    def taken(self) -> list[int]:
+        return self.sizes
+
+
+async def test_a_message_over_max_message_is_refused_and_the_node_goes_on() -> None:
+    async with (
+        actors.open_node("a", listen="tcp://127.0.0.1:*", insecure=True, max_message=10_000) as a,
+        actors.open_node("b", insecure=True, **FAST) as b,
+    ):
+        await b.connect(a.endpoints[0])
+        sink = await a.spawn(Sink, name="sink")
+        await b.tell(sink, "take", (b"x" * 100_000,), {})  # dropped with its connection
+        with trio.fail_after(TIMEOUT):
+            while True:  # b's connection comes back by itself; small messages pass
+                try:
+                    await b.tell(sink, "take", (b"y" * 10,), {})
+                    if await b.ask(sink, "taken", (), {}, 1.0):
+                        break
+                except (actors.ActorStoppedError, actors.ActorNotFoundError, TimeoutError):
+                    await trio.sleep(0.05)  # reconnecting: nothing announces when it is done
+        assert 100_000 not in await b.ask(sink, "taken", (), {}, None)

@@ -135,6 +135,7 @@ class Cluster:
         tags: Iterable[str],
         heartbeat: float,
         timeout: float,
+        max_message: int = 64 * 2**20,
     ) -> None:
         if heartbeat <= 0 or timeout <= heartbeat:
             raise ValueError(
@@ -147,6 +148,7 @@ class Cluster:
         self.tags = frozenset(tags)
         self._heartbeat = heartbeat
         self._timeout = timeout
+        self._max_message = max_message
         self._router: Socket | None = None
         self._links: dict[str, _Link] = {}  # by node name, once known
         self._inbound: dict[bytes, _Link] = {}  # ROUTER peers, by routing id
@@ -183,6 +185,9 @@ class Cluster:
             "heartbeat_timeout": round(self._timeout * 1000),
             "reconnect_ivl": ms // 4 or 1,
             "reconnect_ivl_max": ms,
+            # A bigger message drops its connection: memory stays bounded,
+            # whatever an allowed (or, insecure, local) peer sends.
+            "maxmsgsize": self._max_message,
         }
         if sec.secure:
             opts.update(curve_publickey=sec.public, curve_secretkey=sec.secret)

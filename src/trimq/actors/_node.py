@@ -1212,6 +1212,7 @@ async def open_node(
     tags: Iterable[str] = (),
     heartbeat: float = 1.0,
     timeout: float = 3.0,
+    max_message: int = 64 * 2**20,
 ) -> AsyncIterator[Node]:
     """Run an actor node for the duration of the block.
 
@@ -1241,6 +1242,9 @@ async def open_node(
         tags: What this node offers (``"gpu"``, ``"region=eu"``), for placement.
         heartbeat: Seconds between liveness messages to each peer node.
         timeout: Seconds of silence after which a peer node counts as lost.
+        max_message: The largest message, in bytes, another node may send
+            (a bigger one drops its connection, which then reconnects);
+            keeps memory bounded whatever a peer sends.
 
     Raises:
         ValueError: Inconsistent security settings, or no keys off loopback.
@@ -1255,7 +1259,12 @@ async def open_node(
             "Use it on loopback for development only.",
             name,
         )
-    network = {"tags": tuple(tags), "heartbeat": heartbeat, "timeout": timeout}
+    network = {
+        "tags": tuple(tags),
+        "heartbeat": heartbeat,
+        "timeout": timeout,
+        "max_message": max_message,
+    }
     try:
         async with Context() as context, trio.open_nursery() as nursery:
             node = Node(name, context, nursery, codec or DefaultCodec(), security, network)
