@@ -74,17 +74,22 @@ class Hosts:
             _ip("-n", ns, "link", "set", "lo", "up")
 
     def down(self) -> None:
-        for proc in self.procs:
+        self._reap()
+        for host, ns in enumerate(self.names, start=1):
+            subprocess.run(["ip", "link", "del", self._veth(host)], capture_output=True, timeout=20)
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=20)
+        subprocess.run(["ip", "link", "del", self.bridge], capture_output=True, timeout=20)
+
+    def _reap(self) -> None:
+        # Kill what we started, and close its pipes (or the GC warns).
+        procs, self.procs = self.procs, []
+        for proc in procs:
             if proc.poll() is None:
                 proc.kill()
             proc.wait(timeout=10)
             for pipe in (proc.stdin, proc.stdout):
                 if pipe is not None:
                     pipe.close()
-        for host, ns in enumerate(self.names, start=1):
-            subprocess.run(["ip", "link", "del", self._veth(host)], capture_output=True, timeout=20)
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=20)
-        subprocess.run(["ip", "link", "del", self.bridge], capture_output=True, timeout=20)
 
     def cut(self, host: int) -> None:
         """Take host's link to the bridge down: its packets go nowhere."""
@@ -131,14 +136,7 @@ class LoopbackHosts(Hosts):
         for proc in self.procs:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGCONT)  # a frozen one cannot die otherwise
-        super_procs, self.procs = self.procs, []
-        for proc in super_procs:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait(timeout=10)
-            for pipe in (proc.stdin, proc.stdout):
-                if pipe is not None:
-                    pipe.close()
+        self._reap()
 
     def cut(self, host: int) -> None:
         for proc in self.by_host[host]:

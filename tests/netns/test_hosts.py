@@ -74,6 +74,17 @@ def hub_node(all_keys: dict[str, tuple[bytes, bytes]]) -> Any:
     return actors.open_node("hub", keys=all_keys["hub"], allow=workers, **FAST)
 
 
+async def pool_on_workers(
+    hub: actors.Node, hosts: Hosts, all_keys: dict[str, tuple[bytes, bytes]]
+) -> actors.ActorRef:
+    """Connect the hub to w1 and w2 and start a supervised pool of four
+    squarers on the nodes tagged "worker"; returns the supervisor."""
+    for host, name in ((1, "w1"), (2, "w2")):
+        await hub.connect(hosts.endpoint(host), key=all_keys[name][0])
+    specs = [ChildSpec(Squarer, name=f"sq-{i}", on="worker") for i in range(4)]
+    return await hub.spawn(Supervisor, specs, max_restarts=10)
+
+
 async def children_on(
     hub: actors.Node, sup: actors.ActorRef, wanted: list[str]
 ) -> list[actors.ActorRef]:
@@ -92,10 +103,7 @@ async def test_a_killed_node_loses_no_acknowledged_work(hosts: Hosts, tmp_path: 
     w1 = start_worker(hosts, 1, "w1", tmp_path)
     start_worker(hosts, 2, "w2", tmp_path)
     async with hub_node(all_keys) as hub:
-        for host, name in ((1, "w1"), (2, "w2")):
-            await hub.connect(hosts.endpoint(host), key=all_keys[name][0])
-        specs = [ChildSpec(Squarer, name=f"sq-{i}", on="worker") for i in range(4)]
-        sup = await hub.spawn(Supervisor, specs, max_restarts=10)
+        sup = await pool_on_workers(hub, hosts, all_keys)
         acknowledged: dict[int, int] = {}
         todo = list(range(200))
         with trio.fail_after(TIMEOUT * 2):
@@ -124,10 +132,7 @@ async def test_a_cut_link_moves_the_work_and_the_node_rejoins(hosts: Hosts, tmp_
     start_worker(hosts, 1, "w1", tmp_path)
     start_worker(hosts, 2, "w2", tmp_path)
     async with hub_node(all_keys) as hub:
-        for host, name in ((1, "w1"), (2, "w2")):
-            await hub.connect(hosts.endpoint(host), key=all_keys[name][0])
-        specs = [ChildSpec(Squarer, name=f"sq-{i}", on="worker") for i in range(4)]
-        sup = await hub.spawn(Supervisor, specs, max_restarts=10)
+        sup = await pool_on_workers(hub, hosts, all_keys)
         before = await children_on(hub, sup, ["w1", "w1", "w2", "w2"])
         on_w1 = [ref for ref in before if ref.node == "w1"]
         hosts.cut(1)
