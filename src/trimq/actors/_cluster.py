@@ -87,12 +87,10 @@ class _Link:
 
     def __init__(
         self,
-        socket: Socket,
         send: Callable[..., None],
         asend: Callable[[list[bytes]], Awaitable[None]],
         endpoint: str = "",
     ) -> None:
-        self.socket = socket  # the DEALER, or our ROUTER for a node that connected to us
         #: send(frames, flush=False) never blocks: raises trio.WouldBlock when
         #: the queue is full; flush=True writes at once (a lone request or reply).
         self.send = send
@@ -249,7 +247,7 @@ class Cluster:
         dealer = self._context.socket(
             SocketType.DEALER, routing_id=self._node.name.encode(), immediate=True, **opts
         )
-        link = _Link(dealer, dealer.send_multipart_nowait, dealer.send_multipart, endpoint)
+        link = _Link(dealer.send_multipart_nowait, dealer.send_multipart, endpoint)
         self._outbound.append(link)
         refused: list[str] = []
         wait = 2 * self._timeout  # time for a slow handshake, or a node that is starting
@@ -304,7 +302,7 @@ class Cluster:
             identity = frames[0]
             link = self._inbound.get(identity)
             if link is None:
-                link = _Link(router, *self._router_senders(router, identity))
+                link = _Link(*self._router_senders(router, identity))
                 self._inbound[identity] = link
             await self._receive(link, frames[1:], message.peer)
 
@@ -749,6 +747,19 @@ class Cluster:
         assert env.tag is not None
         return self._node.codec.decode(env.tag, env.data, allow_code=self._security.trusts(peer))
 
+    def _arguments(
+        self, env: wire.Envelope, peer: Peer | None, *, with_class: bool = False
+    ) -> tuple[Any, ...]:
+        # A CALL's payload, (args, kwargs), or a SPAWN's, (class, args, kwargs).
+        shape = "(class, args, kwargs)" if with_class else "(args, kwargs)"
+        decoded = self._payload(env, peer) if env.tag is not None else None
+        if not (isinstance(decoded, tuple) and len(decoded) == 2 + with_class):
+            raise wire.ProtocolError(f"the payload must be {shape}")
+        *_, args, kwargs = decoded
+        if not isinstance(args, tuple) or not isinstance(kwargs, dict):
+            raise wire.ProtocolError(f"the payload must be {shape}")
+        return decoded
+
     def _reply(
         self, link: _Link, rid: int, result: Any = None, error: BaseException | None = None
     ) -> None:
@@ -774,14 +785,7 @@ class Cluster:
         rid = env.get("id", int)
         actor, method = env.get("actor", str, ""), env.get("method", str, "")
         try:
-            if env.tag is None:
-                raise wire.ProtocolError("a call without arguments")
-            decoded = self._payload(env, peer)
-            if not (isinstance(decoded, tuple) and len(decoded) == 2):
-                raise wire.ProtocolError("call arguments are (args, kwargs)")
-            args, kwargs = decoded
-            if not isinstance(args, tuple) or not isinstance(kwargs, dict):
-                raise wire.ProtocolError("call arguments are (args, kwargs)")
+            args, kwargs = self._arguments(env, peer)
             ref = ActorRef(self._node.name, actor)
             if rid is None:
                 await self._node.tell(ref, method, args, kwargs)
@@ -824,12 +828,7 @@ class Cluster:
     async def _spawn_here(self, link: _Link, env: wire.Envelope, peer: Peer | None) -> None:
         rid = env.get("id", int, 0)
         try:
-            if env.tag is None:
-                raise wire.ProtocolError("a spawn without a class")
-            decoded = self._payload(env, peer)
-            if not (isinstance(decoded, tuple) and len(decoded) == 3):
-                raise wire.ProtocolError("spawn arguments are (class, args, kwargs)")
-            cls, args, kwargs = decoded
+            cls, args, kwargs = self._arguments(env, peer, with_class=True)
             supervisor = env.get("supervisor", str)
             ref = await self._node.spawn(
                 cls,

@@ -86,10 +86,6 @@ class _PlainUnpickler(pickle.Unpickler):
         raise CodecError("plain data may not hold persistent references")
 
 
-class _CodeUnpickler(pickle.Unpickler):
-    pass
-
-
 def encode_plain(obj: object) -> bytes:
     """Encode plain data only (see the module docs); used for protocol headers.
 
@@ -179,7 +175,7 @@ class DefaultCodec:
                     "refusing to unpickle code from a peer that is not trusted with it "
                     "(an unauthenticated connection, or one whose key may not send code)"
                 )
-            unpickler = _CodeUnpickler(io.BytesIO(data))
+            unpickler = pickle.Unpickler(io.BytesIO(data))
         else:
             raise CodecError(f"unknown payload encoding {tag!r}")
         try:

@@ -25,7 +25,7 @@ from ..patterns import Context, Socket
 from ..transport import parse_endpoint
 from ..zmtp import SocketType
 from ._codec import Codec, CodecError
-from ._security import NodeSecurity
+from ._security import NodeSecurity, address_host
 
 if TYPE_CHECKING:
     from ._cluster import _Link
@@ -56,8 +56,7 @@ def _reach(announced: str, link_endpoint: str, peer: Peer | None) -> str:
     if link_endpoint:
         host = parse_endpoint(link_endpoint, for_bind=True).host
     elif peer is not None and peer.address:
-        address = peer.address
-        host = address[1:].split("]", 1)[0] if address.startswith("[") else address.split(":")[0]
+        host = address_host(peer.address)
     host = host or ep.host
     return f"tcp://[{host}]:{ep.port}" if ":" in host else f"tcp://{host}:{ep.port}"
 

@@ -294,8 +294,8 @@ class Node:
         context: Context,
         nursery: trio.Nursery,
         codec: Codec,
-        security: NodeSecurity | None = None,
-        network: dict[str, Any] | None = None,
+        security: NodeSecurity,
+        network: dict[str, Any],
     ) -> None:
         self.name = name
         #: Encodes payloads that leave the process (see :class:`Codec`).
@@ -309,12 +309,8 @@ class Node:
         self._bus_sub: Socket | None = None
         self._names = itertools.count(1)
         self._spawns = 0
-        self._security = security or NodeSecurity()
-        self._network_options: dict[str, Any] = network or {
-            "tags": (),
-            "heartbeat": 1.0,
-            "timeout": 3.0,
-        }
+        self._security = security
+        self._network_options = network  # Cluster's keyword arguments, for when it is needed
         self._cluster: Cluster | None = None
         self._placed = 0  # spreads spawn(on="*" or a tag) over the matching nodes
         self._members = trio.Event()  # set (and replaced) when peers change

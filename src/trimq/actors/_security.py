@@ -13,7 +13,7 @@ from .._peer import Peer
 from ..transport import parse_endpoint
 from ..zmtp import curve_key, curve_public
 
-__all__ = ["RIGHTS", "NodeSecurity"]
+__all__ = ["RIGHTS", "NodeSecurity", "address_host"]
 
 log = logging.getLogger("trimq.actors")
 
@@ -164,14 +164,17 @@ def _local(endpoint: str) -> bool:
 
 
 @functools.lru_cache(maxsize=1024)  # asked for every message of an insecure node
-def _loopback_address(address: str) -> bool:
-    # An IP, or a peer address: "127.0.0.1:5555", "[::1]:5555".
-    host = address
+def address_host(address: str) -> str:
+    """The host of an IP or a peer address ("127.0.0.1:5555", "[::1]:5555", "::1")."""
     if address.startswith("["):
-        host = address[1:].split("]", 1)[0]
-    elif address.count(":") == 1:
-        host = address.split(":", 1)[0]
+        return address[1:].split("]", 1)[0]
+    if address.count(":") == 1:
+        return address.split(":", 1)[0]
+    return address
+
+
+def _loopback_address(address: str) -> bool:
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(address_host(address)).is_loopback
     except ValueError:
         return False

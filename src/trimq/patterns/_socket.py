@@ -620,14 +620,16 @@ class Socket:
         msg = [f if f.__class__ is bytes else to_bytes(f) for f in frames]
         if not msg:
             raise ValueError("a message needs at least one frame")
-        if flush:
+        msg = self._with_partial(*msg)
+        if not flush:
+            status = self._xsend(msg)
+        else:
             # Read by the engine as the message is queued: it writes at once
             # and does not wake its writer task (see PipeOwner.flush_on_send).
             self.flush_on_send = True
-        try:
-            status = self._xsend(self._with_partial(*msg))
-        finally:
-            if flush:
+            try:
+                status = self._xsend(msg)
+            finally:
                 del self.flush_on_send  # back to the class's own setting
         if not status:
             raise trio.WouldBlock
