@@ -58,6 +58,24 @@ async def test_objects_wait_at_the_high_water_mark() -> None:
         assert values == sent
 
 
+async def test_send_object_nowait_queues_now_or_raises_would_block() -> None:
+    async with trimq.Context() as ctx:
+        rx, tx = ctx.pipe(sndhwm=1, rcvhwm=1)
+        first, second = Payload(1), Payload(2)
+        tx.send_object_nowait(first)
+        tx.send_object_nowait(second)  # the pipe's combined HWM is 2
+        with pytest.raises(trio.WouldBlock):
+            tx.send_object_nowait(Payload(3))
+        with pytest.raises(trimq.NotSupportedError, match="PAIR, PUSH and DEALER"):
+            ctx.socket(trimq.ROUTER).send_object_nowait(first)
+        got: list[object] = [rx.recv_multipart_nowait()[0] for _ in range(2)]
+        assert got[0] is first and got[1] is second
+        assert tx.statistics().messages_sent == 2
+        await tx.aclose()
+        with pytest.raises(trio.ClosedResourceError):
+            tx.send_object_nowait(first)
+
+
 async def test_objects_cannot_leave_the_process() -> None:
     async with trimq.Context() as ctx:
         rx = ctx.socket(trimq.PAIR)

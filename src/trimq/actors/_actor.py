@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import trio
@@ -11,7 +12,7 @@ if TYPE_CHECKING:
     from ._node import Node, Timer
     from ._ref import ActorRef
 
-__all__ = ["LIFECYCLE_HOOKS", "Actor", "handler_names"]
+__all__ = ["LIFECYCLE_HOOKS", "Actor", "handler_names", "plain_handler_names"]
 
 LIFECYCLE_HOOKS = frozenset(
     {
@@ -66,6 +67,7 @@ class Actor:
     ref: ActorRef
     node: Node
     _handler_names: ClassVar[frozenset[str] | None] = None
+    _plain_handler_names: ClassVar[frozenset[str] | None] = None
 
     def on_start(self) -> Any:
         """Called before the first message (override; may be ``async``)."""
@@ -181,4 +183,20 @@ def handler_names(cls: type[Actor]) -> frozenset[str]:
             and callable(getattr(cls, name, None))
         )
         cls._handler_names = names
+    return names
+
+
+def plain_handler_names(cls: type[Actor]) -> frozenset[str]:
+    """The handlers of ``cls`` that are plain ``def`` functions: they cannot
+    wait, so nothing can interrupt them while they run."""
+    names = cls.__dict__.get("_plain_handler_names")
+    if names is None:
+        names = frozenset(
+            name
+            for name in handler_names(cls)
+            if inspect.isfunction(function := inspect.getattr_static(cls, name))
+            and not inspect.iscoroutinefunction(function)
+            and not inspect.isasyncgenfunction(function)
+        )
+        cls._plain_handler_names = names
     return names

@@ -787,10 +787,9 @@ class Cluster:
         try:
             args, kwargs = self._arguments(env, peer)
             ref = ActorRef(self._node.name, actor)
-            if rid is None:
-                await self._node.tell(ref, method, args, kwargs)
+            reply = await self._node._accept(ref, method, args, kwargs, ask=rid is not None)
+            if reply is None:
                 return
-            reply = await self._node._post_ask(ref, method, args, kwargs)
         except Exception as exc:
             if rid is None:
                 log.warning(
@@ -799,12 +798,13 @@ class Cluster:
             else:
                 self._reply(link, rid, error=exc)
             return
+        if reply.done.is_set():  # handled already, in this task
+            self._reply(link, rid, reply.value, reply.error)
+            return
         self._serving[(link.name, rid)] = reply
         # Answered from the actor's task as its handler returns: no task and
         # no scheduling hop of our own between the result and the reply.
         reply.on_done = functools.partial(self._answer, link, rid, reply)
-        if reply.done.is_set():
-            self._answer(link, rid, reply)
 
     def _answer(self, link: _Link, rid: int, reply: Any) -> None:
         if self._serving.pop((link.name, rid), None) is not None and not reply.abandoned:

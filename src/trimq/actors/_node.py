@@ -16,7 +16,7 @@ import trio
 
 from ..patterns import Context, Socket
 from ..zmtp import SocketType, curve_key
-from ._actor import Actor, handler_names
+from ._actor import Actor, handler_names, plain_handler_names
 from ._cluster import Cluster, NodeRef
 from ._codec import Codec, DefaultCodec
 from ._errors import ActorNotFoundError, ActorStoppedError, LinkedActorError
@@ -80,6 +80,24 @@ class _Call:
         self.args = args
         self.kwargs = kwargs
         self.reply = reply
+
+
+def _begin(actor: Actor, call: _Call) -> Any:
+    # Call the handler, or take what _handle_now's call of it returned.
+    if isinstance(call, _Resume):
+        return call.awaitable
+    return getattr(actor, call.method)(*call.args, **call.kwargs)
+
+
+class _Resume(_Call):
+    """The rest of a call that ``Node._handle_now`` began: what its handler
+    returned to be waited for, which the actor's own task does."""
+
+    __slots__ = ("awaitable",)
+
+    def __init__(self, awaitable: Any, call: _Call) -> None:
+        super().__init__(call.method, call.args, call.kwargs, call.reply)
+        self.awaitable = awaitable
 
 
 _STOP = object()  # the graceful-stop marker, queued behind earlier messages
@@ -190,14 +208,15 @@ class _Cell:
         "decision",
         "decision_value",
         "done",
+        "fatal",
         "handlers",
+        "idle",
         "inbox",
         "incarnation_done",
         "interrupt",
         "killed",
         "kwargs",
         "last_exit",
-        "link_error",
         "links",
         "outbox",
         "ref",
@@ -262,7 +281,10 @@ class _Cell:
         self.stop_scope: trio.CancelScope | None = None  # around on_stop, once it runs
         self.incarnation_done = _Flag()
         self.links = _NO_NAMES  # actors whose abnormal end ends this incarnation
-        self.link_error: LinkedActorError | None = None
+        # What ended this incarnation from outside its task: a linked actor's
+        # end, or a handler that crashed in another task (see _handle_now).
+        self.fatal: Exception | None = None
+        self.idle = False  # waiting for a message, none queued (see _handle_now)
         self.busy = False  # inside a handler
         self.interrupt = False  # end after the current handler (a shutdown)
         self.killed = False
@@ -618,13 +640,22 @@ class Node:
             raise reply.error
         return reply.value
 
-    async def _post_ask(
-        self, ref: ActorRef, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> _Reply:
-        # An ask from another node: queued here, answered when its reply is done.
+    async def _accept(
+        self,
+        ref: ActorRef,
+        method: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        ask: bool,
+    ) -> _Reply | None:
+        # A tell or an ask from another node: handled now if it can be (see
+        # _handle_now), else queued; an ask is answered when its reply is done.
         cell = self._cell(ref, method)
-        reply = _Reply()
-        await self._post(cell, _Call(method, args, kwargs, reply))
+        reply = _Reply() if ask else None
+        call = _Call(method, args, kwargs, reply)
+        if not self._handle_now(cell, call):
+            await self._post(cell, call)
         return reply
 
     def _remote(self, ref: ActorRef) -> Cluster:
@@ -859,7 +890,9 @@ class Node:
             inbox = cell.inbox
             try:
                 while not cell.interrupt:
+                    cell.idle = True
                     message: object = await inbox.recv()
+                    cell.idle = False
                     if message is _STOP:
                         return None
                     assert isinstance(message, _Call)
@@ -871,16 +904,19 @@ class Node:
             except _Crashed as crashed:
                 error = crashed.__cause__
                 assert isinstance(error, Exception)
-                log.warning(
-                    "actor %r on node %r crashed: %s: %s",
-                    cell.ref.name,
-                    self.name,
-                    type(error).__name__,
-                    error,
-                    exc_info=error,
-                )
+                self._log_crash(cell, error)
                 return error
-        return None  # interrupted, or killed
+        return None  # interrupted, killed, or crashed in _handle_now
+
+    def _log_crash(self, cell: _Cell, error: Exception) -> None:
+        log.warning(
+            "actor %r on node %r crashed: %s: %s",
+            cell.ref.name,
+            self.name,
+            type(error).__name__,
+            error,
+            exc_info=error,
+        )
 
     async def _finish(self, cell: _Cell, crash: Exception | None) -> ExitReason | None:
         # However the incarnation ended (stop, crash, kill, a failed start): no
@@ -888,6 +924,7 @@ class Node:
         # subscriptions are taken now, since once closed the name may be reused
         # at once. Returns how it ended (None: a first on_start failed, and
         # spawn() raises its error).
+        cell.idle = False
         try:
             self._cancel_timers(cell)
             self._fail_current(cell)
@@ -902,7 +939,7 @@ class Node:
             if cell.killed:
                 reason = ExitReason("killed")
             else:
-                crash = cell.link_error or crash
+                crash = cell.fatal or crash
                 reason = ExitReason("crashed", crash) if crash else ExitReason("stopped")
                 with trio.CancelScope(shield=self._closing) as cell.stop_scope:
                     try:
@@ -916,35 +953,83 @@ class Node:
         finally:
             cell.incarnation_done.set()
 
+    def _handle_now(self, cell: _Cell, call: _Call) -> bool:
+        """Handle ``call`` in the calling task if nobody could tell the difference.
+
+        That is when the actor waits for a message and has none queued, and
+        the handler is a plain ``def`` (which cannot wait, so nothing else can
+        run meanwhile): the result is the same as through the mailbox, minus
+        two task switches. A crash ends the actor's incarnation as it would
+        in its own task. False: post ``call`` to the mailbox as usual.
+        """
+        if (
+            not cell.idle
+            or cell.interrupt
+            or call.method not in plain_handler_names(type(cell.actor))
+            or cell.scope.cancel_called
+            or cell.inbox._has_input()
+        ):
+            return False
+        reply = call.reply
+        if reply is not None and reply.abandoned:
+            return True
+        cell.idle = False  # a message it sends itself meanwhile goes to the mailbox
+        try:
+            result = getattr(cell.actor, call.method)(*call.args, **call.kwargs)
+        except Exception as exc:
+            if reply is not None:
+                exc.add_note(f"raised by actor {cell.ref.name!r} handling {call.method}()")
+                reply.fail(exc)
+            self._log_crash(cell, exc)
+            cell.fatal = exc
+            cell.scope.cancel()
+            return True
+        finally:
+            cell.idle = True  # its task still waits: it cannot have run meanwhile
+        if result is not None and inspect.isawaitable(result):
+            # A def that returned something to wait for: the actor's task waits
+            # for it, next (its mailbox is empty, so there is room).
+            cell.outbox.send_object_nowait(_Resume(result, call))
+        elif reply is not None:
+            reply.succeed(result)
+        return True
+
     async def _handle(self, cell: _Cell, call: _Call) -> None:
         reply = call.reply
         if reply is None:
             # A tell: nobody can cancel it, so no cancel scope (the costliest
             # part of handling a small message).
             try:
-                result = getattr(cell.actor, call.method)(*call.args, **call.kwargs)
+                result = _begin(cell.actor, call)
                 if result is not None and inspect.isawaitable(result):
                     await result
             except Exception as exc:
                 raise _Crashed from exc
             return
         if reply.abandoned:
+            if isinstance(call, _Resume) and inspect.iscoroutine(call.awaitable):
+                call.awaitable.close()  # never to be awaited
             return
-        with trio.CancelScope() as scope:
-            reply.scope = scope
-            cell.reply = reply
-            try:
-                result = getattr(cell.actor, call.method)(*call.args, **call.kwargs)
-                if result is not None and inspect.isawaitable(result):
+        cell.reply = reply
+        try:
+            result = _begin(cell.actor, call)
+            if result is not None and inspect.isawaitable(result):
+                # Only a handler that waits can be cancelled while it runs (the
+                # asker gave up): a cancel scope for those alone, since it is
+                # the costliest part of answering a small ask.
+                with trio.CancelScope() as scope:
+                    reply.scope = scope
                     result = await result
-            except Exception as exc:
-                exc.add_note(f"raised by actor {cell.ref.name!r} handling {call.method}()")
-                reply.fail(exc)
-                raise _Crashed from exc
+                if scope.cancelled_caught:
+                    cell.reply = None
+                    return
+        except Exception as exc:
+            exc.add_note(f"raised by actor {cell.ref.name!r} handling {call.method}()")
+            reply.fail(exc)
+            raise _Crashed from exc
         # Killed mid-handler, the reply stays in cell.reply for _fail_current.
         cell.reply = None
-        if not scope.cancelled_caught:
-            reply.succeed(result)
+        reply.succeed(result)
 
     async def _end_children(self, cell: _Cell) -> None:
         # A supervisor's children end with its incarnation (its on_stop usually
@@ -966,7 +1051,7 @@ class Node:
 
     def _fail_current(self, cell: _Cell) -> None:
         if cell.reply is not None and not cell.reply.done.is_set():
-            error = cell.link_error or ActorStoppedError(f"actor {cell.ref.name!r} was killed")
+            error = cell.fatal or ActorStoppedError(f"actor {cell.ref.name!r} was killed")
             cell.reply.fail(error)
         cell.reply = None
 
@@ -1092,8 +1177,8 @@ class Node:
             if other is None or cell.ref.name not in other.links:
                 continue
             _discard(other.links, cell.ref.name)
-            if not reason.normal and other.link_error is None and not other.interrupt:
-                other.link_error = LinkedActorError(cell.ref, reason)
+            if not reason.normal and other.fatal is None and not other.interrupt:
+                other.fatal = LinkedActorError(cell.ref, reason)
                 other.scope.cancel()
         cell.links = _NO_NAMES
 

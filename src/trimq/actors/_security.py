@@ -163,7 +163,6 @@ def _local(endpoint: str) -> bool:
     return ep.host == "localhost" or _loopback_address(ep.host)
 
 
-@functools.lru_cache(maxsize=1024)  # asked for every message of an insecure node
 def address_host(address: str) -> str:
     """The host of an IP or a peer address ("127.0.0.1:5555", "[::1]:5555", "::1")."""
     if address.startswith("["):
@@ -173,6 +172,7 @@ def address_host(address: str) -> str:
     return address
 
 
+@functools.lru_cache(maxsize=1024)  # asked for every message of an insecure node
 def _loopback_address(address: str) -> bool:
     try:
         return ipaddress.ip_address(address_host(address)).is_loopback

@@ -516,6 +516,30 @@ class Socket:
             SocketStateError: A message was started with ``send(more=True)``.
         """
         await _checkpoint_if_cancelled()
+        msg = self._object_message(obj, topic)
+        if not self._closed:
+            status = self._xsend(msg)
+            if status == QUEUED:
+                self._sent = n = self._sent + 1
+                if not n % YIELD_EVERY:
+                    await _cancel_shielded_checkpoint()
+                return
+            if status:
+                self._done_sending(status)
+                return
+        await self._send_slow(msg)
+
+    def send_object_nowait(self, obj: object, *, topic: bytes | None = None) -> None:
+        """Like :meth:`send_object`, but now or never: raises :class:`trio.WouldBlock`
+        instead of waiting for room (and ``ClosedResourceError`` once closed)."""
+        msg = self._object_message(obj, topic)
+        self._check_open()
+        status = self._xsend(msg)
+        if not status:
+            raise trio.WouldBlock
+        self._done_sending(status)
+
+    def _object_message(self, obj: object, topic: bytes | None) -> Frames:
         if topic is None and self.socket_type not in _OBJECT_SENDERS:
             raise NotSupportedError(
                 f"send_object works on PAIR, PUSH and DEALER sockets, and with a topic on "
@@ -536,18 +560,7 @@ class Socket:
                 "send(more=True) started a message: finish it before send_object()"
             )
         # inproc carries objects as frames; the topic stays bytes for filtering.
-        msg: Frames = [obj] if topic is None else [bytes(topic), obj]  # type: ignore[list-item]
-        if not self._closed:
-            status = self._xsend(msg)
-            if status == QUEUED:
-                self._sent = n = self._sent + 1
-                if not n % YIELD_EVERY:
-                    await _cancel_shielded_checkpoint()
-                return
-            if status:
-                self._done_sending(status)
-                return
-        await self._send_slow(msg)
+        return [obj] if topic is None else [bytes(topic), obj]  # type: ignore[list-item]
 
     async def recv_object(self) -> object:
         """Like :meth:`recv`, for frames that are Python objects from :meth:`send_object`.
@@ -741,6 +754,10 @@ class Socket:
         if not self._received % YIELD_EVERY:
             await _cancel_shielded_checkpoint()
         return message
+
+    def _has_input(self) -> bool:
+        """Whether a message is waiting here: ``recv`` would return at once."""
+        return bool(self._rx_partial) or any(pipe.inq.items for pipe in self._ready)
 
     def _source_pipe(self) -> Pipe | None:
         """The pipe the message ``_xrecv`` just returned came from."""
