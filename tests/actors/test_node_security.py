@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 import zmq
 
 import trimq
@@ -207,6 +208,7 @@ async def test_rights_decide_what_an_allowed_node_may_do(tmp_path: Path) -> None
         # (it connected by key), so it gets the KeyError itself.
         with pytest.raises(KeyError, match="from a"):
             await b.ask(holder, "fail", (), {}, None)
+        await trio.testing.wait_all_tasks_blocked()  # the crashed actor's task ends
         assert [ref.name for ref in a.actors] == []  # the crash ended it
         # The other way: b's error reaches a, which does not take code from b,
         # so it gets an ActorError naming the type, with b's traceback.

@@ -125,6 +125,74 @@ async def test_a_remote_handler_error_is_re_raised_with_the_remote_traceback() -
         assert "in fail" in notes  # the handler's frame, from node a
 
 
+class Log(actors.Actor):
+    def __init__(self, items: list[object]) -> None:
+        self.items = items
+
+    def append(self, item: object) -> None:
+        self.items.append(item)
+
+
+class Relay(actors.Actor):
+    async def relay(self, ref: actors.ActorRef, item: object) -> str:
+        await ref.tell("append", item)
+        return "relayed"
+
+
+class WhereAmI(actors.Actor):
+    def where(self) -> str:
+        return actors.current_node().name
+
+    async def where_async(self) -> str:
+        return actors.current_node().name
+
+
+async def test_an_actor_uses_its_own_node_whichever_task_spawned_it() -> None:
+    async with pair() as (a, b):
+        assert actors.current_node() is b  # the innermost open_node
+        ref = await a.spawn(WhereAmI)
+        # Asked from b: handled in a's receive task, then in the actor's task.
+        assert await b.ask(ref, "where", (), {}, None) == "a"
+        assert await b.ask(ref, "where_async", (), {}, None) == "a"
+
+
+async def test_what_arrives_before_a_reply_is_handled_before_the_ask_returns() -> None:
+    # The asker reads its reply from the socket itself (actors/_turns.py):
+    # the tell that came first must still be handled first.
+    items: list[object] = []
+    async with pair() as (a, b):
+        on_b = await b.spawn(Log, items, name="log")
+        relay = await a.spawn(Relay)
+        with trio.fail_after(TIMEOUT):
+            for i in range(20):
+                assert await b.ask(relay, "relay", (on_b, i), {}, None) == "relayed"
+                assert items == list(range(i + 1))
+
+
+async def test_concurrent_asks_on_one_link_each_get_their_own_answer() -> None:
+    async with pair() as (a, b):
+        ref = await a.spawn(Counter, name="c")
+        answers: list[int] = []
+        timed_out: list[int] = []
+
+        async def add(i: int) -> None:
+            answers.append(await b.ask(ref, "add", (1,), {}, None))
+
+        async def give_up(i: int) -> None:
+            # Asks that time out and cancel their handler, among the others.
+            with pytest.raises(TimeoutError):
+                await b.ask(ref, "slow", (), {}, 0.01)
+            timed_out.append(i)
+
+        with trio.fail_after(TIMEOUT):
+            async with trio.open_nursery() as nursery:
+                for i in range(60):
+                    nursery.start_soon(give_up if i % 10 == 0 else add, i)
+        assert sorted(answers) == list(range(1, 55))
+        assert len(timed_out) == 6
+        assert await b.ask(ref, "get", (), {}, None) == 54
+
+
 async def test_an_exception_that_cannot_travel_becomes_an_actor_error() -> None:
     async with pair() as (a, b):
         ref = await a.spawn(Troubled)

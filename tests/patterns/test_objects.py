@@ -69,7 +69,8 @@ async def test_send_object_nowait_queues_now_or_raises_would_block() -> None:
         with pytest.raises(trimq.NotSupportedError, match="PAIR, PUSH and DEALER"):
             ctx.socket(trimq.ROUTER).send_object_nowait(first)
         got: list[object] = [rx.recv_multipart_nowait()[0] for _ in range(2)]
-        assert got[0] is first and got[1] is second
+        assert got[0] is first
+        assert got[1] is second
         assert tx.statistics().messages_sent == 2
         await tx.aclose()
         with pytest.raises(trio.ClosedResourceError):

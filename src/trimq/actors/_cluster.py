@@ -25,7 +25,7 @@ import trio
 
 from .._errors import HostUnreachableError
 from .._monitor import EventType
-from .._peer import Peer
+from .._peer import Message, Peer
 from ..auth import Authenticator
 from ..patterns import Context, Socket
 from ..zmtp import SocketType, z85_encode
@@ -34,8 +34,9 @@ from ._codec import CodecError
 from ._errors import ActorError, ActorNotFoundError, ActorStoppedError
 from ._events import EVENTS_ZAP_DOMAIN, EventBridge
 from ._exit import ExitReason
-from ._ref import ActorRef
+from ._ref import ActorRef, _current_node
 from ._security import NodeSecurity
+from ._turns import ReadTurns
 
 if TYPE_CHECKING:
     from ._actor import Actor
@@ -101,6 +102,8 @@ class _Link:
         self.alive = False
         self.last_seen = -math.inf
         self.welcomed = trio.Event()
+        # Who reads the DEALER, on a link we connected (see _turns).
+        self.turns: ReadTurns | None = None
 
     @property
     def ref(self) -> NodeRef:
@@ -110,7 +113,7 @@ class _Link:
 class _Pending:
     """A request to another node, waiting for its REPLY."""
 
-    __slots__ = ("done", "envelope", "error", "node", "peer")
+    __slots__ = ("done", "envelope", "error", "node", "peer", "reading", "scope")
 
     def __init__(self, node: str) -> None:
         self.node = node
@@ -118,6 +121,15 @@ class _Pending:
         self.envelope: wire.Envelope | None = None
         self.peer: Peer | None = None
         self.error: BaseException | None = None  # set if the node was lost
+        self.scope: trio.CancelScope | None = None  # around its asker's read
+        self.reading = False  # its asker reads the socket (see _turns)
+
+    def finish(self) -> None:
+        """Wake the asker, wherever it waits."""
+        self.done.set()
+        if self.reading:
+            assert self.scope is not None
+            self.scope.cancel()
 
 
 class Cluster:
@@ -291,6 +303,7 @@ class Cluster:
     # ------------------------------------------------------------------ receiving
 
     async def _serve_router(self, router: Socket) -> None:
+        _current_node.set(self._node)  # for the handlers it runs (see Node._handle_now)
         while True:
             try:
                 message = await router.recv_message()
@@ -318,12 +331,16 @@ class Cluster:
         return send, asend
 
     async def _serve_dealer(self, dealer: Socket, link: _Link) -> None:
-        while True:
-            try:
-                message = await dealer.recv_message()
-            except trio.ClosedResourceError:
-                return
-            await self._receive(link, message.frames, message.peer)
+        _current_node.set(self._node)  # for the handlers it runs (see Node._handle_now)
+        link.turns = turns = ReadTurns(dealer)
+        try:
+            while True:
+                message = await turns.next_for_server()
+                await self._receive(link, message.frames, message.peer)
+        except trio.ClosedResourceError:
+            return
+        finally:
+            link.turns = None
 
     async def _receive(self, link: _Link, frames: list[bytes], peer: Peer | None) -> None:
         try:
@@ -469,10 +486,9 @@ class Cluster:
         pending = self._pending[rid] = _Pending(node)
         try:
             with trio.fail_after(timeout) if timeout is not None else contextlib.nullcontext():
-                # Flushed: we wait on an event, not the socket.
                 if not self._send(link, kind, {**header, "id": rid}, payload, flush=True):
                     raise ActorStoppedError(f"node {node!r} is not reachable now")
-                await pending.done.wait()
+                await self._await_reply(link, pending)
         except BaseException:
             self._send(link, wire.CANCEL, {"id": rid})  # best effort
             raise
@@ -482,6 +498,46 @@ class Cluster:
             raise pending.error
         assert pending.envelope is not None
         return pending.envelope, pending.peer
+
+    async def _await_reply(self, link: _Link, pending: _Pending) -> None:
+        # On a link we connected, read the reply ourselves if we may (see
+        # _turns): it then wakes this task directly. Replies and pings are
+        # handled here; anything else goes to the serve task, and with it the
+        # wait for our reply.
+        turns = link.turns
+        if turns is None or not turns.take(pending):
+            await pending.done.wait()
+            return
+        pending.reading = True
+        try:
+            # Entered once the request is on its way: not on the round trip's path.
+            with trio.CancelScope() as pending.scope:  # pending.finish() ends it
+                while not pending.done.is_set():
+                    message = await turns.dealer.recv_message()
+                    if turns.blocked or not self._take_reply(link, message):
+                        turns.handoff.append(message)
+                        break
+        except trio.ClosedResourceError:
+            pass
+        finally:
+            pending.reading = False
+            turns.give_back()
+        if not pending.done.is_set():  # (a set Event's wait() is a checkpoint still)
+            await pending.done.wait()
+
+    def _take_reply(self, link: _Link, message: Message) -> bool:
+        # A REPLY or PING an asker read (see _await_reply), handled as the
+        # serve task would; False for anything else.
+        try:
+            env = wire.decode_envelope(message.frames)
+        except wire.ProtocolError:
+            return False  # the serve task says what was wrong
+        if env.kind not in (wire.REPLY, wire.PING) or not link.name:
+            return False
+        self._seen(link)
+        if env.kind == wire.REPLY:
+            self._settle(link, env, message.peer)
+        return True
 
     # ------------------------------------------------------------------ the API
 
@@ -816,11 +872,17 @@ class Cluster:
             reply.abandon()
 
     async def _on_reply(self, link: _Link, env: wire.Envelope, peer: Peer | None) -> None:
+        self._settle(link, env, peer)
+
+    def _settle(self, link: _Link, env: wire.Envelope, peer: Peer | None) -> None:
         pending = self._pending.get(env.get("id", int, 0))
         if pending is None or pending.node != link.name:
             return  # late (the asker gave up), or not ours to answer
         pending.envelope, pending.peer = env, peer
-        pending.done.set()
+        if link.turns is not None and link.turns.asker is pending:
+            pending.done.set()  # it read this itself: nothing to interrupt
+        else:
+            pending.finish()
 
     async def _on_spawn(self, link: _Link, env: wire.Envelope, peer: Peer | None) -> None:
         self._nursery.start_soon(self._spawn_here, link, env, peer)
@@ -919,7 +981,7 @@ class Cluster:
         for rid, pending in list(self._pending.items()):
             if pending.node == link.name and not pending.done.is_set():
                 pending.error = ActorStoppedError(f"{why} before answering request {rid}")
-                pending.done.set()
+                pending.finish()
         for (name, _), reply in list(self._serving.items()):
             if name == link.name:
                 reply.abandon()  # nobody is left to answer

@@ -819,7 +819,9 @@ class Node:
     # ------------------------------------------------------------------ the actor task
 
     async def _run(self, cell: _Cell) -> None:
-        # One task per cell, through every incarnation.
+        # One task per cell, through every incarnation. Its refs use this node,
+        # whichever node's task spawned it (several nodes in one process).
+        _current_node.set(self)
         try:
             # None: its first on_start failed, and spawn() raised the error.
             reason = await self._finish(cell, await self._live(cell))

@@ -398,13 +398,20 @@ class Engine:
             self.dupfd = os.dup(self.fd)
         waiters.add_waker(self._interrupt_input_wait)
         self.input_waiting = True
+        readable = False
         try:
             await trio.lowlevel.wait_readable(self.dupfd)
+            readable = True
         except trio.ClosedResourceError:
             return  # woken by _interrupt_input_wait, or the connection is ending
         finally:
             self.input_waiting = False
             waiters.remove_waker(self._interrupt_input_wait)
+            if not readable and waiters:
+                # Leaving with nothing read (cancelled): a task parked behind
+                # this one takes the descriptor over, rather than waiting for
+                # the reader task to read for it, a scheduling hop later.
+                waiters.wake()
         self.read_now()
 
     async def _writer(self, pipe: Pipe) -> None:
