@@ -158,8 +158,8 @@ async def gone(hub: actors.Node, ref: actors.ActorRef) -> None:
         while True:
             try:
                 await hub.ask(ref, "where", (), {}, None)
-            except actors.ActorNotFoundError:
-                return
+            except (actors.ActorNotFoundError, actors.ActorStoppedError):
+                return  # gone, or ended while this ask waited in its mailbox
             await trio.sleep(0.05)
 
 
