@@ -183,6 +183,44 @@ class Holder(actors.Actor):
         raise KeyError("from a")
 
 
+class Collector(actors.Actor):
+    def __init__(self, prefix: str, seen: list[tuple[str, Any]]) -> None:
+        self.prefix = prefix
+        self.seen = seen
+
+    async def on_start(self) -> None:
+        await self.subscribe(self.prefix)
+
+    def on_event(self, topic: str, event: Any) -> None:
+        self.seen.append((topic, event))
+
+
+async def test_events_need_the_publish_right_also_from_a_node_that_only_connects(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # b has no events PUB, so it sends its events over its link: a refuses
+    # them, as it would refuse to subscribe to b's PUB.
+    a_pub, a_sec = keypair()
+    b_pub, b_sec = keypair()
+    seen: list[tuple[str, Any]] = []
+    async with (
+        actors.open_node(
+            "a", listen="tcp://127.0.0.1:*", keys=(a_pub, a_sec), allow={b_pub: ["ask"]}
+        ) as a,
+        actors.open_node("b", keys=(b_pub, b_sec)) as b,
+    ):
+        await a.spawn(Collector, "room.", seen)
+        echo = await a.spawn(Echo)
+        await b.connect(a.endpoints[0], key=a_pub)
+        with trio.fail_after(TIMEOUT):
+            for i in range(3):
+                await b.publish("room.news", i)
+                await b.ask(echo, "echo", (i,), {}, None)  # after the event on the link
+    assert seen == []
+    assert "refused a 'event' message from node 'b'" in caplog.text
+    assert "lacks the 'publish' right" in caplog.text
+
+
 async def test_rights_decide_what_an_allowed_node_may_do(tmp_path: Path) -> None:
     """b may only ask with plain data: its spawns are refused, an object it
     sends is never unpickled, and it still gets a's errors (as ActorError)."""

@@ -15,6 +15,8 @@ import trio
 import trio.testing
 
 from trimq import actors
+from trimq.actors import _wire as wire
+from trimq.actors._cluster import Cluster
 
 TIMEOUT = 10
 FAST: dict[str, Any] = {"heartbeat": 0.05, "timeout": 0.4}
@@ -412,6 +414,37 @@ async def test_events_reach_subscribers_on_every_node() -> None:
             with trio.fail_after(TIMEOUT):
                 rest = sorted([await inbox.receive(), await inbox.receive()])
             assert rest == [("room.end", "a"), ("room.end", "b")]
+
+
+async def test_a_node_that_only_connects_sends_its_events_over_its_links(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # b listens nowhere, so it has no events PUB: its events for a travel as
+    # EVENT messages on its link, for the topics a's actors subscribe to.
+    arrived: list[str] = []
+    on_event = Cluster._handlers[wire.EVENT]
+
+    async def spy(cluster: Cluster, link: Any, env: wire.Envelope, peer: Any) -> None:
+        arrived.append(env.get("topic", str, "?"))
+        await on_event(cluster, link, env, peer)
+
+    monkeypatch.setitem(Cluster._handlers, wire.EVENT, spy)
+    to_a, from_a = trio.open_memory_channel[tuple[str, Any]](100)
+    async with pair() as (a, b):
+        counter = await a.spawn(Counter)
+        listener = await a.spawn(Listener, "room.", to_a)
+        await joined(b, "room.probe", [from_a])  # a's subscription reached b
+        await b.publish("other", "nobody on a wants this")
+        await b.publish("room.1", {"from": "b"})
+        await heard(from_a, [("room.1", {"from": "b"})])
+        assert "other" not in arrived  # b sent only what a subscribes to
+        # a's last subscriber goes: b hears so, and sends nothing more.
+        await a.stop(listener)
+        await b.ask(counter, "get", (), {}, None)  # after a's news on the link
+        sent_before = len(arrived)
+        await b.publish("room.2", "unwanted now")
+        await b.ask(counter, "get", (), {}, None)  # after b's event, had it gone
+        assert len(arrived) == sent_before
 
 
 Notice = tuple[actors.ActorRef, actors.ExitReason]

@@ -63,6 +63,8 @@ _NEEDS: dict[bytes, str] = {
     wire.DOWN: "ask",
     wire.CHILD_EXIT: "ask",
     wire.SUPERVISE: "spawn",
+    wire.EVENT: "publish",
+    wire.TOPICS: "subscribe",
 }
 
 
@@ -99,6 +101,9 @@ class _Link:
         self.endpoint = endpoint
         self.name = ""
         self.tags: frozenset[str] = frozenset()
+        # What its actors subscribe to: events we send it as EVENT messages
+        # when we have no events PUB (see Cluster.publish).
+        self.topics: frozenset[str] = frozenset()
         self.alive = False
         self.last_seen = -math.inf
         self.welcomed = trio.Event()
@@ -373,7 +378,7 @@ class Cluster:
     def _deny(self, link: _Link, env: wire.Envelope, peer: Peer | None, right: str) -> None:
         what = env.kind.decode()
         log.warning(
-            "node %r: refused a %s from node %r (%s): it lacks the %r right",
+            "node %r: refused a %r message from node %r (%s): it lacks the %r right",
             self._node.name,
             what,
             link.name,
@@ -402,7 +407,12 @@ class Cluster:
         self._send(link, wire.HELLO, self._about())
 
     def _about(self) -> dict[str, Any]:
-        return {"name": self._node.name, "tags": sorted(self.tags), "events": self.events.endpoints}
+        return {
+            "name": self._node.name,
+            "tags": sorted(self.tags),
+            "events": self.events.endpoints,
+            "topics": sorted(self.events.prefixes),
+        }
 
     def _learn(self, link: _Link, env: wire.Envelope) -> bool:
         name = env.get("name", str, "")
@@ -417,8 +427,13 @@ class Cluster:
             self._links[name] = link
         return True
 
+    def _learn_topics(self, link: _Link, env: wire.Envelope, peer: Peer | None) -> None:
+        if self._security.may(peer, "subscribe"):
+            link.topics = frozenset(t for t in env.get("topics", list, []) if isinstance(t, str))
+
     def _on_hello(self, link: _Link, env: wire.Envelope, peer: Peer | None) -> None:
         if self._learn(link, env):
+            self._learn_topics(link, env, peer)
             self._seen(link)
             self._send(link, wire.WELCOME, self._about())
             self.events.peer_known(link, env.get("events", list, []), peer)
@@ -426,6 +441,7 @@ class Cluster:
 
     def _on_welcome(self, link: _Link, env: wire.Envelope, peer: Peer | None) -> None:
         if self._learn(link, env):
+            self._learn_topics(link, env, peer)
             self._seen(link)
             self.events.peer_known(link, env.get("events", list, []), peer)
             link.welcomed.set()
@@ -540,6 +556,58 @@ class Cluster:
         return True
 
     # ------------------------------------------------------------------ the API
+
+    def publish(self, topic: str, event: object) -> None:
+        """Send ``event`` to the nodes subscribed to it, at most once.
+
+        Through our events PUB if we listen; else (we only connect) as an
+        EVENT on each link whose node subscribes to a prefix of ``topic``.
+        Either way a node that cannot take it now misses it.
+        """
+        if self.events.listening:
+            self.events.publish(topic, event)
+            return
+        links = [
+            link
+            for link in self._links.values()
+            if link.alive and any(topic.startswith(prefix) for prefix in link.topics)
+        ]
+        if links:
+            payload = self._node.codec.encode(event)
+            for link in links:
+                self._send(link, wire.EVENT, {"topic": topic}, payload)
+
+    def subscribe(self, prefix: str) -> None:
+        """Our actors want ``prefix`` events from other nodes."""
+        self.events.subscribe(prefix)
+        self._tell_topics()
+
+    def unsubscribe(self, prefix: str) -> None:
+        """Our actors no longer want ``prefix`` events."""
+        self.events.unsubscribe(prefix)
+        self._tell_topics()
+
+    def _tell_topics(self) -> None:
+        # For peers that send us their events as EVENT messages.
+        topics = sorted(self.events.prefixes)
+        for link in self._links.values():
+            if link.alive:
+                self._send(link, wire.TOPICS, {"topics": topics})
+
+    async def _on_event(self, link: _Link, env: wire.Envelope, peer: Peer | None) -> None:
+        topic = env.get("topic", str, "")
+        if env.tag is None or not self.events.wants(topic):
+            return
+        try:
+            event = self._payload(env, peer)
+        except CodecError as exc:
+            name = self._node.name
+            log.warning("node %r: dropped an event from node %r: %s", name, link.name, exc)
+            return
+        await self._node._inject(topic, event)  # to local subscribers only
+
+    async def _on_topics(self, link: _Link, env: wire.Envelope, peer: Peer | None) -> None:
+        self._learn_topics(link, env, peer)
 
     async def tell(
         self, ref: ActorRef, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -947,6 +1015,8 @@ class Cluster:
         wire.DOWN: _on_down,
         wire.CHILD_EXIT: _on_child_exit,
         wire.SUPERVISE: _on_supervise,
+        wire.EVENT: _on_event,
+        wire.TOPICS: _on_topics,
     }
 
     # ------------------------------------------------------------------ liveness

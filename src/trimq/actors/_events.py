@@ -95,6 +95,20 @@ class EventBridge:
             self._pub = self._context.socket(SocketType.PUB, **opts)
         self.endpoints.append(await self._pub.bind(events_endpoint(control_endpoint)))
 
+    @property
+    def listening(self) -> bool:
+        """Whether this node has an events PUB (it listens somewhere)."""
+        return self._pub is not None
+
+    @property
+    def prefixes(self) -> frozenset[str]:
+        """The topic prefixes this node's actors subscribe to."""
+        return frozenset(self._prefixes)
+
+    def wants(self, topic: str) -> bool:
+        """Whether a local actor subscribes to a prefix of ``topic``."""
+        return any(topic.startswith(prefix) for prefix in self._prefixes)
+
     def publish(self, topic: str, event: object) -> None:
         """Send ``event`` to the subscribed nodes (dropped for those that cannot take it)."""
         if self._pub is None:

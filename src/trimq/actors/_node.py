@@ -1195,7 +1195,7 @@ class Node:
         """
         await self._inject(topic, event)
         if self._cluster is not None:
-            self._cluster.events.publish(topic, event)
+            self._cluster.publish(topic, event)
 
     async def _inject(self, topic: str, event: object) -> None:
         # Onto the local bus: a local publish, or an event from another node.
@@ -1212,7 +1212,7 @@ class Node:
         if not names:
             sub.subscribe(prefix.encode())
             if self._cluster is not None:
-                self._cluster.events.subscribe(prefix)
+                self._cluster.subscribe(prefix)
         names.add(ref.name)
         cell.topics = _added(cell.topics, prefix)
 
@@ -1230,7 +1230,7 @@ class Node:
             if self._bus_sub is not None and not self._bus_sub.closed:
                 self._bus_sub.unsubscribe(prefix.encode())
             if self._cluster is not None:
-                self._cluster.events.unsubscribe(prefix)
+                self._cluster.unsubscribe(prefix)
 
     def _drop_topics(self, cell: _Cell) -> None:
         # Subscriptions belong to an incarnation: a restarted actor makes its own.

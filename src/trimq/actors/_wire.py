@@ -56,10 +56,16 @@ DOWN: Final = b"down"
 CHILD_EXIT: Final = b"child-exit"
 #: The supervisor's decision for a child here: suspend, restart or terminate.
 SUPERVISE: Final = b"supervise"
+#: An event from a node that has no events PUB (it listens nowhere): its
+#: topic in the header, the event in the payload.
+EVENT: Final = b"event"
+#: The topic prefixes the sender's actors subscribe to, for a node that
+#: sends its events as EVENT messages (HELLO and WELCOME carry them too).
+TOPICS: Final = b"topics"
 
 KINDS: Final = frozenset(
     {HELLO, WELCOME, PING, WHO, CALL, REPLY, CANCEL, SPAWN, STOP, LOOKUP, BYE}
-    | {MONITOR, DEMONITOR, DOWN, CHILD_EXIT, SUPERVISE}
+    | {MONITOR, DEMONITOR, DOWN, CHILD_EXIT, SUPERVISE, EVENT, TOPICS}
 )
 
 #: The header key of the payload's codec tag.
