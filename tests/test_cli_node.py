@@ -177,6 +177,28 @@ async def test_insecure_node_serves_and_stops_its_actors_on_a_signal(
     assert "Traceback" not in stderr
 
 
+@pytest.mark.parametrize("level", ["INFO", "DEBUG"])
+async def test_connections_that_leave_before_their_handshake_show_at_debug_only(
+    start_node: Callable[..., CliNode], level: str
+) -> None:
+    node = await trio.to_thread.run_sync(
+        start_node, "--listen", "tcp://127.0.0.1:*", "--insecure", "--log-level", level, *FAST
+    )
+    host, _, port = node.endpoint.removeprefix("tcp://").rpartition(":")
+    with trio.fail_after(TIMEOUT):
+        for _ in range(3):  # a health check: connect, then leave at once
+            stream = await trio.open_tcp_stream(host, int(port))
+            await stream.aclose()
+        async with actors.open_node("tester", insecure=True) as me:
+            await me.connect(node.endpoint)  # served after those three
+            assert await trio.to_thread.run_sync(node.stop) == 0
+    handshakes = node.stderr().count("handshake with")
+    if level == "DEBUG":
+        assert handshakes >= 3
+    else:
+        assert handshakes == 0, node.stderr()
+
+
 async def test_a_second_signal_exits_at_once(start_node: Callable[..., CliNode]) -> None:
     node = await trio.to_thread.run_sync(
         start_node, "--listen", "tcp://127.0.0.1:*", "--insecure", "--name", "worker", *FAST

@@ -251,6 +251,10 @@ def node(args: argparse.Namespace) -> int:
         level=args.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.log_level == "INFO":
+        # The node's own news at INFO, but not every connection that comes
+        # and goes before its handshake (health checks, scanners): DEBUG shows those.
+        logging.getLogger("trimq.transport").setLevel(logging.WARNING)
     try:
         config = _node_config(args)
     except _CommandError as exc:
@@ -345,5 +349,8 @@ def add_node_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=str.upper,
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         default="INFO",
-        help="what to log on stderr (default: INFO)",
+        help=(
+            "what to log on stderr (default: INFO, the node's news; DEBUG adds "
+            "every connection's handshake)"
+        ),
     )

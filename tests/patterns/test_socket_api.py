@@ -259,6 +259,27 @@ async def test_incompatible_tcp_peers_never_attach() -> None:
             assert push.statistics().peers == 0
 
 
+async def test_an_open_pair_refusing_a_second_tcp_peer_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with trio.fail_after(TIMEOUT):
+        async with trimq.Context() as ctx:
+            pair = ctx.socket(trimq.PAIR)
+            bound = await pair.bind(bind_endpoint("tcp"))
+            first = ctx.socket(trimq.PAIR, linger=0)
+            second = ctx.socket(trimq.PAIR, linger=0)
+            await first.connect(bound)
+            await first.send(b"hi")
+            assert await pair.recv() == b"hi"
+            async with pair.monitor() as events:
+                await second.connect(bound)
+                event = await events.wait_for(trimq.EventType.HANDSHAKE_FAILED_PROTOCOL)
+            assert event.reason == "peer refused by the socket"
+    # The first refusal, by the open socket (later ones may meet it closing).
+    refusals = [r for r in caplog.records if "peer refused by the socket" in r.getMessage()]
+    assert refusals[0].levelname == "WARNING"
+
+
 async def test_buffer_frames_are_copied_at_send(endpoint: str) -> None:
     with trio.fail_after(TIMEOUT):
         async with trimq.Context() as ctx:

@@ -512,7 +512,13 @@ async def run_engine(
             elif owner.pipe_reconnected(pipe, info):
                 attached = pipe
             if attached is None:
-                return _failed(owner, endpoint, peer, "peer refused by the socket", protocol=True)
+                # A closing socket, or a pipe it let go (disconnect), refuses
+                # routinely; an open socket refusing a new peer (a PAIR that
+                # has one) is worth a warning.
+                routine = owner.closed or pipe is not None
+                return _failed(
+                    owner, endpoint, peer, "peer refused by the socket", protocol=not routine
+                )
             owner.emit(EventType.HANDSHAKE_SUCCEEDED, endpoint, peer)
             with trio.CancelScope() as scope:
                 attached.on_terminate = scope.cancel

@@ -55,6 +55,10 @@ class PipeOwner(Protocol):
     ) -> None:
         """Report a monitor event."""
 
+    @property
+    def closed(self) -> bool:
+        """True once the socket is closing (it then refuses new peers)."""
+
     def pipe_before_connect(self) -> bool:
         """Whether a connecting socket queues messages before the peer exists."""
 
