@@ -51,20 +51,20 @@ async def worker_node(
             await trio.sleep_forever()
 
 
-async def children_on(
-    hub: actors.Node, sup: actors.ActorRef, wanted: list[str]
-) -> list[actors.ActorRef]:
-    """The supervisor's children, once they sit on the ``wanted`` nodes.
+Reports = trio.MemoryReceiveChannel[tuple[str, Any]]
 
-    Polls the supervisor's own view: it changes when the hub hears that a node
-    is lost and the supervisor has started the children elsewhere, which no
-    single event here announces."""
+
+async def children_on(
+    hub: actors.Node, sup: actors.ActorRef, wanted: list[str], reports: Reports
+) -> list[actors.ActorRef]:
+    """The supervisor's children, once they sit on the ``wanted`` nodes:
+    looked at again after each report of the supervisor (see ``hub.events``)."""
     with trio.fail_after(TIMEOUT):
         while True:
             refs: list[actors.ActorRef] = await hub.ask(sup, "children", (), {}, None)
             if sorted(ref.node for ref in refs) == sorted(wanted):
                 return refs
-            await trio.sleep(0.02)
+            await reports.receive()
 
 
 async def test_a_remote_child_that_crashes_is_restarted_behind_the_same_ref() -> None:
@@ -90,6 +90,7 @@ async def test_a_remote_child_that_crashes_is_restarted_behind_the_same_ref() ->
 async def test_children_of_a_lost_node_start_again_where_their_placement_matches() -> None:
     async with (
         actors.open_node("hub", insecure=True, **FAST) as hub,
+        hub.events(actors.REPORTS) as reports,
         trio.open_nursery() as nursery,
     ):
         scope1, ep1 = await nursery.start(worker_node, "w1", ["worker"], "tcp://127.0.0.1:*")
@@ -98,9 +99,9 @@ async def test_children_of_a_lost_node_start_again_where_their_placement_matches
         await hub.connect(ep2)
         specs = [ChildSpec(Worker, name=f"job-{i}", on="worker") for i in range(4)]
         sup = await hub.spawn(Supervisor, specs, max_restarts=10)
-        first = await children_on(hub, sup, ["w1", "w1", "w2", "w2"])
+        first = await children_on(hub, sup, ["w1", "w1", "w2", "w2"], reports)
         scope1.cancel()  # w1 dies, with two children
-        moved = await children_on(hub, sup, ["w2"] * 4)
+        moved = await children_on(hub, sup, ["w2"] * 4, reports)
         assert [ref.name for ref in moved] == [ref.name for ref in first]
         for ref in moved:
             assert await hub.ask(ref, "where", (), {}, None) == "w2"
@@ -110,6 +111,7 @@ async def test_children_of_a_lost_node_start_again_where_their_placement_matches
 async def test_a_child_placed_on_a_named_node_waits_for_it_to_return() -> None:
     async with (
         actors.open_node("hub", insecure=True, **FAST) as hub,
+        hub.events(actors.REPORTS) as reports,
         trio.open_nursery() as nursery,
     ):
         scope, endpoint = await nursery.start(worker_node, "w1", [], "tcp://127.0.0.1:*")
@@ -117,10 +119,10 @@ async def test_a_child_placed_on_a_named_node_waits_for_it_to_return() -> None:
         sup = await hub.spawn(
             Supervisor, [ChildSpec(Worker, name="pinned", on="w1")], retry=0.05, max_restarts=10
         )
-        await children_on(hub, sup, ["w1"])
+        await children_on(hub, sup, ["w1"], reports)
         scope.cancel()
-        await children_on(hub, sup, [])  # nowhere to go while w1 is away
+        await children_on(hub, sup, [], reports)  # nowhere to go while w1 is away
         await nursery.start(worker_node, "w1", [], endpoint)  # w1 is back, same address
-        (child,) = await children_on(hub, sup, ["w1"])
+        (child,) = await children_on(hub, sup, ["w1"], reports)
         assert await hub.ask(child, "bump", (), {}, None) == 1
         nursery.cancel_scope.cancel()

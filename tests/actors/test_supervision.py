@@ -9,7 +9,7 @@ import trio
 import trio.testing
 
 from trimq import actors
-from trimq.actors import ChildSpec, Supervisor
+from trimq.actors import ActorRef, ChildSpec, Supervisor
 
 TIMEOUT = 5
 
@@ -296,3 +296,46 @@ async def test_on_restart_gets_the_previous_incarnations_exit_reason() -> None:
     # on_start ran once, for the first incarnation; on_restart replaced it after.
     assert log[:3] == ["start r", "stop r", "restart r after crashed: r crashed"]
     assert log[3] == "restart r after killed: None"
+
+
+async def test_a_supervisor_reports_what_it_does_with_its_children() -> None:
+    log: list[str] = []
+    async with actors.open_node() as node, node.events(actors.REPORTS) as reports:
+
+        async def report() -> tuple[str, ActorRef | None, str | None]:
+            with trio.fail_after(TIMEOUT):
+                topic, r = await reports.receive()
+            assert topic == "trimq.supervisor.sup"
+            assert isinstance(r, actors.SupervisorReport)
+            assert r.supervisor == sup
+            return r.what, r.child, r.reason.kind if r.reason else None
+
+        sup = await node.spawn(
+            Supervisor, [spec(log, "a"), spec(log, "b", restart="transient")], name="sup"
+        )
+        a, b = await sup.ask("children")
+        assert [await report(), await report()] == [("started", a, None), ("started", b, None)]
+        with pytest.raises(RuntimeError):
+            await a.ask("crash")
+        assert await report() == ("restarted", a, "crashed")
+        await b.stop()  # transient, stopped normally: not restarted
+        assert await report() == ("ended", b, "stopped")
+        c = await sup.ask("start_child", spec(log, "c"))
+        assert await report() == ("started", c, None)
+        assert await sup.ask("terminate_child", c) is True
+        assert await report() == ("ended", c, None)
+
+
+async def test_reports_never_make_a_supervisor_wait_for_a_slow_reader() -> None:
+    log: list[str] = []
+    async with actors.open_node() as node, node.events(actors.REPORTS, buffer=1) as reports:
+        sup = await node.spawn(Supervisor, name="sup")
+        # Nobody reads the reports: the buffer, the tap's mailbox, then the
+        # node's event bus (2,000 events) fill up. Reports beyond are dropped.
+        with trio.fail_after(TIMEOUT):
+            for _ in range(1_100):
+                child = await sup.ask("start_child", spec(log, "c"))
+                assert await sup.ask("terminate_child", child) is True
+        assert await sup.ask("children") == []  # the supervisor still answers
+        _, first = await reports.receive()
+        assert first.what == "started"

@@ -15,6 +15,8 @@ import json
 import signal
 import subprocess
 import textwrap
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -69,9 +71,20 @@ def start_worker(hosts: Hosts, host: int, name: str, tmp_path: Path) -> subproce
     return proc
 
 
-def hub_node(all_keys: dict[str, tuple[bytes, bytes]]) -> Any:
+Reports = trio.MemoryReceiveChannel[tuple[str, Any]]
+
+
+@asynccontextmanager
+async def hub_node(
+    all_keys: dict[str, tuple[bytes, bytes]],
+) -> AsyncIterator[tuple[actors.Node, Reports]]:
+    """The hub node, and its supervisors' reports (see ``children_on``)."""
     workers = [all_keys[name][0] for name in ("w1", "w2")]
-    return actors.open_node("hub", keys=all_keys["hub"], allow=workers, **FAST)
+    async with (
+        actors.open_node("hub", keys=all_keys["hub"], allow=workers, **FAST) as hub,
+        hub.events(actors.REPORTS) as reports,
+    ):
+        yield hub, reports
 
 
 async def pool_on_workers(
@@ -86,23 +99,23 @@ async def pool_on_workers(
 
 
 async def children_on(
-    hub: actors.Node, sup: actors.ActorRef, wanted: list[str]
+    hub: actors.Node, sup: actors.ActorRef, wanted: list[str], reports: Reports
 ) -> list[actors.ActorRef]:
-    """The supervisor's children, once they sit on the ``wanted`` nodes (polled:
-    the supervisor moves them after the hub declares a node lost)."""
+    """The supervisor's children, once they sit on the ``wanted`` nodes:
+    looked at again after each report of the supervisor (see ``hub_node``)."""
     with trio.fail_after(TIMEOUT):
         while True:
             refs: list[actors.ActorRef] = await hub.ask(sup, "children", (), {}, None)
             if sorted(ref.node for ref in refs) == sorted(wanted):
                 return refs
-            await trio.sleep(0.05)
+            await reports.receive()
 
 
 async def test_a_killed_node_loses_no_acknowledged_work(hosts: Hosts, tmp_path: Path) -> None:
     all_keys = keys(tmp_path, "hub", "w1", "w2")
     w1 = start_worker(hosts, 1, "w1", tmp_path)
     start_worker(hosts, 2, "w2", tmp_path)
-    async with hub_node(all_keys) as hub:
+    async with hub_node(all_keys) as (hub, reports):
         sup = await pool_on_workers(hub, hosts, all_keys)
         acknowledged: dict[int, int] = {}
         todo = list(range(200))
@@ -122,7 +135,7 @@ async def test_a_killed_node_loses_no_acknowledged_work(hosts: Hosts, tmp_path: 
                         failed.append(n)  # not acknowledged: do it again
                 todo = failed
         assert acknowledged == {n: n * n for n in range(200)}
-        moved = await children_on(hub, sup, ["w2"] * 4)
+        moved = await children_on(hub, sup, ["w2"] * 4, reports)
         for ref in moved:
             assert await hub.ask(ref, "where", (), {}, None) == "w2"
 
@@ -131,12 +144,12 @@ async def test_a_cut_link_moves_the_work_and_the_node_rejoins(hosts: Hosts, tmp_
     all_keys = keys(tmp_path, "hub", "w1", "w2")
     start_worker(hosts, 1, "w1", tmp_path)
     start_worker(hosts, 2, "w2", tmp_path)
-    async with hub_node(all_keys) as hub:
+    async with hub_node(all_keys) as (hub, reports):
         sup = await pool_on_workers(hub, hosts, all_keys)
-        before = await children_on(hub, sup, ["w1", "w1", "w2", "w2"])
+        before = await children_on(hub, sup, ["w1", "w1", "w2", "w2"], reports)
         on_w1 = [ref for ref in before if ref.node == "w1"]
         hosts.cut(1)
-        await children_on(hub, sup, ["w2"] * 4)
+        await children_on(hub, sup, ["w2"] * 4, reports)
         hosts.restore(1)
         with trio.fail_after(TIMEOUT):
             while "w1" not in [peer.name for peer in hub.peers]:
@@ -151,16 +164,26 @@ async def test_a_cut_link_moves_the_work_and_the_node_rejoins(hosts: Hosts, tmp_
         assert await hub.ask(fresh, "square", (9,), {}, None) == 81
 
 
+class Watcher(actors.Actor):
+    def __init__(self, ended: trio.Event) -> None:
+        self.ended = ended
+
+    def watch(self, ref: actors.ActorRef) -> None:
+        self.monitor(ref)
+
+    def on_down(self, ref: actors.ActorRef, reason: actors.ExitReason) -> None:
+        self.ended.set()
+
+
 async def gone(hub: actors.Node, ref: actors.ActorRef) -> None:
-    """Wait until ``ref`` no longer answers: it is ended by a message the hub
-    sent, which nothing here announces, so its absence is polled."""
+    """Wait until ``ref`` has ended (a monitor reports "not running" at once
+    if it already has)."""
+    ended = trio.Event()
+    watcher = await hub.spawn(Watcher, ended)
+    await hub.ask(watcher, "watch", (ref,), {}, None)
     with trio.fail_after(TIMEOUT):
-        while True:
-            try:
-                await hub.ask(ref, "where", (), {}, None)
-            except (actors.ActorNotFoundError, actors.ActorStoppedError):
-                return  # gone, or ended while this ask waited in its mailbox
-            await trio.sleep(0.05)
+        await ended.wait()
+    await hub.kill(watcher)
 
 
 INTRUDER = textwrap.dedent(
@@ -208,7 +231,7 @@ class Publisher(actors.Actor):
 async def test_an_unauthorized_node_gets_nothing(hosts: Hosts, tmp_path: Path) -> None:
     all_keys = keys(tmp_path, "hub", "w1", "w2")
     start_worker(hosts, 1, "w1", tmp_path)
-    async with hub_node(all_keys) as hub:
+    async with hub_node(all_keys) as (hub, _):
         target = hosts.endpoint(1)
         await hub.connect(target, key=all_keys["w1"][0])
         publisher = await hub.spawn(Publisher, on="w1")

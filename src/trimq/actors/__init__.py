@@ -49,11 +49,14 @@ from ._node import Timer as Timer
 from ._node import open_node as open_node
 from ._ref import ActorRef as ActorRef
 from ._ref import current_node as current_node
+from ._supervisor import REPORTS as REPORTS
 from ._supervisor import ChildSpec as ChildSpec
 from ._supervisor import RestartIntensityError as RestartIntensityError
 from ._supervisor import Supervisor as Supervisor
+from ._supervisor import SupervisorReport as SupervisorReport
 
 __all__ = [
+    "REPORTS",
     "Actor",
     "ActorError",
     "ActorNotFoundError",
@@ -69,6 +72,7 @@ __all__ = [
     "NodeRef",
     "RestartIntensityError",
     "Supervisor",
+    "SupervisorReport",
     "Timer",
     "current_node",
     "open_node",

@@ -775,7 +775,9 @@ class Cluster:
             self._node._down(watcher, target, ExitReason("node lost" if link else "not running"))
             return
         self._watching.setdefault(target.node, set()).add((watcher, target))
-        self._send(link, wire.MONITOR, {"actor": target.name, "watcher": watcher.name})
+        # Never dropped: a lost MONITOR would leave the watcher waiting for good.
+        header = {"actor": target.name, "watcher": watcher.name}
+        self._send_surely(link, wire.encode_envelope(wire.MONITOR, header))
 
     def demonitor(self, watcher: ActorRef, target: ActorRef) -> None:
         """Stop watching an actor on another node."""

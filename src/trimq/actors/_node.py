@@ -18,7 +18,7 @@ from ..patterns import Context, Socket
 from ..zmtp import SocketType, curve_key
 from ._actor import Actor, handler_names, plain_handler_names
 from ._cluster import Cluster, NodeRef
-from ._codec import Codec, DefaultCodec
+from ._codec import Codec, CodecError, DefaultCodec
 from ._errors import ActorNotFoundError, ActorStoppedError, LinkedActorError
 from ._exit import ExitReason
 from ._ref import ActorRef, _current_node
@@ -186,6 +186,21 @@ def _answer(cell: _Cell, error: BaseException | None) -> None:
     assert start is not None
     start.error = error
     start.done.set()
+
+
+class _Tap(Actor):
+    """Hands the events it subscribed to to a task (see :meth:`Node.events`)."""
+
+    def __init__(self, prefix: str, out: trio.MemorySendChannel[tuple[str, Any]]) -> None:
+        self._prefix = prefix
+        self._out = out
+
+    async def on_start(self) -> None:
+        await self.subscribe(self._prefix)
+
+    async def on_event(self, topic: str, event: Any) -> None:
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await self._out.send((topic, event))
 
 
 class _Crashed(Exception):
@@ -1196,6 +1211,50 @@ class Node:
         await self._inject(topic, event)
         if self._cluster is not None:
             self._cluster.publish(topic, event)
+
+    @asynccontextmanager
+    async def events(
+        self, prefix: str, *, buffer: int = 100
+    ) -> AsyncIterator[trio.MemoryReceiveChannel[tuple[str, Any]]]:
+        """Receive events in this task: ``(topic, event)`` for each topic that
+        starts with ``prefix``, published here or on a connected node, as an
+        actor subscribed to ``prefix`` would.
+
+        Example::
+
+            async with node.events(actors.REPORTS) as reports:
+                async for topic, report in reports:
+                    print(report.what, report.child)
+
+        A reader that falls ``buffer`` events behind makes delivery wait,
+        as a full mailbox does (reports alone never wait: see ``Supervisor``).
+        The subscription ends with the block.
+
+        .. versionadded:: 0.1
+        """
+        send, receive = trio.open_memory_channel[tuple[str, Any]](buffer)
+        tap = await self.spawn(_Tap, prefix, send, mailbox_size=2)  # buffer is the buffer
+        try:
+            yield receive
+        finally:
+            with trio.CancelScope(shield=True), contextlib.suppress(ActorNotFoundError):
+                await self.kill(tap)  # not stop: its mailbox may be full
+            receive.close()
+
+    async def _report(self, topic: str, event: object) -> None:
+        # A report (a supervisor's): published like an event, but never waiting
+        # for subscribers, so that observers cannot hold up what they observe.
+        # Dropped if the bus is full, or not sent on if it cannot be encoded.
+        pub = await self._bus()
+        try:
+            pub.send_object_nowait(event, topic=topic.encode())
+        except trio.WouldBlock:
+            log.debug("node %r: the event bus is full: dropped a report on %r", self.name, topic)
+        if self._cluster is not None:
+            try:
+                self._cluster.publish(topic, event)
+            except CodecError as exc:
+                log.debug("node %r: a report on %r cannot travel: %s", self.name, topic, exc)
 
     async def _inject(self, topic: str, event: object) -> None:
         # Onto the local bus: a local publish, or an event from another node.

@@ -17,12 +17,42 @@ from ._errors import ActorNotFoundError, ActorStoppedError
 from ._exit import ExitReason
 from ._ref import ActorRef
 
-__all__ = ["ChildSpec", "RestartIntensityError", "Supervisor"]
+__all__ = ["REPORTS", "ChildSpec", "RestartIntensityError", "Supervisor", "SupervisorReport"]
 
 log = logging.getLogger("trimq.actors")
 
 Strategy = Literal["one_for_one", "one_for_all", "rest_for_one"]
 Restart = Literal["permanent", "transient", "temporary"]
+Happening = Literal["started", "restarted", "waiting", "ended"]
+
+#: The event-bus topic prefix of supervisors' reports: a supervisor named
+#: ``sup`` publishes on ``REPORTS + "sup"``.
+REPORTS = "trimq.supervisor."
+
+
+@attrs.frozen
+class SupervisorReport:
+    """What a supervisor did with a child, published on the event bus (as
+    OTP's progress reports): subscribe to ``REPORTS`` (every supervisor) or
+    ``REPORTS + name`` (one) to follow it.
+
+    Attributes:
+        supervisor: The supervisor.
+        child: The child's ref, now (``None`` while it waits for a node).
+        what: ``"started"`` (first start, or anew after its node was lost:
+            its ref may be on another node), ``"restarted"`` (same ref, a
+            fresh instance), ``"waiting"`` (no node matches its placement
+            yet; retried every ``retry`` seconds), or ``"ended"`` (not
+            restarted, by its restart policy or ``terminate_child``).
+        reason: Why the previous incarnation ended, if one did.
+
+    .. versionadded:: 0.1
+    """
+
+    supervisor: ActorRef
+    child: ActorRef | None
+    what: Happening
+    reason: ExitReason | None = None
 
 
 class RestartIntensityError(TrimqError):
@@ -102,6 +132,11 @@ class Supervisor(Actor):
     child whose node is lost is started anew where its placement matches, so
     its ref changes (:meth:`children` has the current ones).
 
+    Each start, restart and end of a child is published as a
+    :class:`SupervisorReport` on the topic ``REPORTS + name``, without
+    waiting: a subscriber that falls far behind misses reports rather than
+    holding up its supervisor.
+
     .. versionadded:: 0.1
     """
 
@@ -157,6 +192,7 @@ class Supervisor(Actor):
             return False
         self._children.remove(child)
         await self._terminate(ref)
+        await self._report(ref, "ended")
         return True
 
     def children(self) -> list[ActorRef]:
@@ -181,6 +217,7 @@ class Supervisor(Actor):
             )
             self._children.remove(child)
             await self._terminate(ref)
+            await self._report(ref, "ended", reason)
             return
         self._count_restart(ref, reason)
         index = self._children.index(child)
@@ -203,17 +240,19 @@ class Supervisor(Actor):
             if other is not child and other.ref is not None and self._reachable(other.ref):
                 await self.node.suspend(other.ref)
         for one in affected:  # in start order, each started before the next
+            why = reason if one is child else None
             if one.ref is not None and self._reachable(one.ref):
                 await self.node.restart(one.ref)
+                await self._report(one.ref, "restarted", why)
             else:
-                await self._place(one)
+                await self._place(one, why)
 
     async def retry_starts(self) -> None:
         """Start the children that wait for a node (the supervisor's own timer)."""
         self._retrying = False
         for child in self._children:
             if child.ref is None:
-                await self._place(child)
+                await self._place(child, None)
 
     # ------------------------------------------------------------------ internals
 
@@ -241,9 +280,16 @@ class Supervisor(Actor):
     async def _start(self, spec: ChildSpec) -> ActorRef:
         ref = await self._spawn(spec)
         self._children.append(_Child(spec, ref))
+        await self._report(ref, "started")
         return ref
 
-    async def _place(self, child: _Child) -> None:
+    async def _report(
+        self, child: ActorRef | None, what: Happening, reason: ExitReason | None = None
+    ) -> None:
+        report = SupervisorReport(self.ref, child, what, reason)
+        await self.node._report(REPORTS + self.ref.name, report)
+
+    async def _place(self, child: _Child, reason: ExitReason | None) -> None:
         # Start a child whose node was lost, wherever its placement matches now.
         child.ref = None
         try:
@@ -259,6 +305,10 @@ class Supervisor(Actor):
             if not self._retrying:
                 self._retrying = True
                 self.send_after(self.retry, "retry_starts")
+            if reason is not None:  # once, not at every retry
+                await self._report(None, "waiting", reason)
+            return
+        await self._report(child.ref, "started", reason)
 
     async def _terminate(self, ref: ActorRef) -> None:
         with contextlib.suppress(ActorNotFoundError, ActorStoppedError):
