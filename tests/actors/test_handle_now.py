@@ -120,14 +120,21 @@ async def test_remote_messages_keep_their_order_behind_queued_ones() -> None:
         assert log == ["held", *range(11)]
 
 
-async def test_a_crash_handled_at_once_crashes_the_actor_as_any_crash() -> None:
-    log: list[object] = []
+async def watched_recorder(
+    a: actors.Node, log: list[object]
+) -> tuple[actors.ActorRef, list[actors.ExitReason], trio.Event]:
+    """A Recorder on a, monitored: its exit reasons, and an event set at the first."""
     downs: list[actors.ExitReason] = []
     seen = trio.Event()
+    ref = await a.spawn(Recorder, log, name="rec")
+    watcher = await a.spawn(Watcher, downs, seen)
+    await watcher.ask("watch", ref)
+    return ref, downs, seen
+
+
+async def test_a_crash_handled_at_once_crashes_the_actor_as_any_crash() -> None:
     async with pair() as (a, b, _):
-        ref = await a.spawn(Recorder, log, name="rec")
-        watcher = await a.spawn(Watcher, downs, seen)
-        await watcher.ask("watch", ref)
+        ref, downs, seen = await watched_recorder(a, [])
         with trio.fail_after(TIMEOUT):
             with pytest.raises(KeyError, match="boom") as caught:
                 await b.ask(ref, "fail", ("boom",), {}, None)
@@ -142,12 +149,8 @@ async def test_a_crash_handled_at_once_crashes_the_actor_as_any_crash() -> None:
 
 async def test_a_crashed_actor_handles_nothing_more_before_its_task_ends() -> None:
     log: list[object] = []
-    downs: list[actors.ExitReason] = []
-    seen = trio.Event()
     async with pair() as (a, b, probe):
-        ref = await a.spawn(Recorder, log, name="rec")
-        watcher = await a.spawn(Watcher, downs, seen)
-        await watcher.ask("watch", ref)
+        ref, downs, seen = await watched_recorder(a, log)
         with trio.fail_after(TIMEOUT):
             # Back to back: a handles the second before the crashed actor's task runs.
             await b.tell(ref, "fail", ("boom",), {})

@@ -470,17 +470,22 @@ class Cluster:
         # else from a task that waits for room while the node is reachable.
         try:
             link.send(frames, flush=True)  # the actor's task goes back to its mailbox
-        except trio.WouldBlock:
+        except (trio.WouldBlock, HostUnreachableError):
             self._nursery.start_soon(self._send_when_room, link, frames)
-        except (trio.ClosedResourceError, HostUnreachableError):
-            pass  # gone: the asker sees the node lost
+        except trio.ClosedResourceError:
+            pass  # closing
 
     async def _send_when_room(self, link: _Link, frames: list[bytes]) -> None:
-        with (
-            trio.move_on_after(self._timeout),
-            contextlib.suppress(trio.ClosedResourceError, HostUnreachableError),
-        ):
-            await link.asend(frames)
+        # For up to the node timeout: a full queue waits for room, a peer that
+        # is reconnecting (a ROUTER has no route to it meanwhile) is tried again;
+        # past that, the peer is lost and the other side knows it too.
+        with trio.move_on_after(self._timeout), contextlib.suppress(trio.ClosedResourceError):
+            while True:
+                try:
+                    await link.asend(frames)
+                    return
+                except HostUnreachableError:
+                    await trio.sleep(self._heartbeat / 4)
 
     def _link(self, node: str) -> _Link:
         link = self._links.get(node)
@@ -689,9 +694,23 @@ class Cluster:
         return [c for pairs in self._children.values() for s, c in pairs if s == supervisor]
 
     async def _end_orphan(self, child: ActorRef) -> None:
-        with contextlib.suppress(ActorNotFoundError, ActorStoppedError, trio.TooSlowError):
-            with trio.fail_after(self._timeout):
-                await self.supervise(child, "terminate")
+        # Until its node confirms (or says it has no such child): a replaced
+        # child left running there would be a duplicate.
+        while True:
+            link = self._links.get(child.node)
+            if link is None or not link.alive:
+                self._orphans.setdefault(child.node, set()).add(child)  # next time it is back
+                return
+            try:
+                with trio.fail_after(self._timeout):
+                    await self.supervise(child, "terminate")
+                return
+            except ActorNotFoundError:
+                if link.alive:
+                    return  # it answered that the child is gone already
+            except (ActorStoppedError, trio.TooSlowError):
+                pass  # not delivered, or no answer: ask again
+            await trio.sleep(self._heartbeat)
 
     async def supervise(self, ref: ActorRef, verdict: str) -> None:
         """Carry out a supervisor's decision for its child on another node."""
@@ -793,7 +812,8 @@ class Cluster:
             return  # that node is gone, and its watchers with it
         header, payload = self._encode_reason(reason)
         header.update(actor=target.name, watcher=watcher.name)
-        self._send(link, wire.DOWN, header, payload)
+        # Never dropped while the node is reachable: the watcher waits for it.
+        self._send_surely(link, wire.encode_envelope(wire.DOWN, header, payload))
 
     def _encode_reason(
         self, reason: ExitReason
