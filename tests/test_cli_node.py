@@ -297,10 +297,24 @@ async def test_connect_at_start(start_node: Callable[..., CliNode], tmp_path: Pa
     assert (tmp_path / "marker").exists()
 
 
-@pytest.mark.parametrize("insecure", [False, True])
-def test_listening_off_loopback_needs_curve_keys(insecure: bool) -> None:
-    result = run_to_exit("--listen", "tcp://0.0.0.0:*", *(["--insecure"] if insecure else []))
-    assert_one_line_error(result, "CURVE keys")
+def test_listening_off_loopback_needs_curve_keys() -> None:
+    result = run_to_exit("--listen", "tcp://0.0.0.0:*")
+    assert_one_line_error(result, "CURVE keys", "--key", "--allow")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--listen", "tcp://0.0.0.0:*"],
+        ["--listen", "tcp://127.0.0.1:*", "--connect", "tcp://10.1.2.3:7000"],
+    ],
+    ids=["listen", "connect"],
+)
+def test_insecure_is_for_loopback_only_and_says_so_in_options(args: list[str]) -> None:
+    result = run_to_exit(*args, "--insecure")
+    line = assert_one_line_error(result, "--insecure works on loopback", "--key", "--allow")
+    assert "keys=" not in line  # options, not open_node's arguments
+    assert "insecure=True" not in line
 
 
 @pytest.mark.parametrize(

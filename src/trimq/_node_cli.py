@@ -16,6 +16,7 @@ from pathlib import Path
 import trio
 
 from .actors import open_node
+from .actors._security import local_endpoint
 from .auth import load_certificate, load_certificates
 
 __all__ = ["add_node_parser", "node"]
@@ -87,6 +88,13 @@ def _allowed_keys(paths: list[str]) -> list[bytes]:
     return keys
 
 
+def _stays_local(endpoint: str) -> bool:
+    try:
+        return local_endpoint(endpoint)
+    except ValueError:
+        return True  # not an endpoint: open_node says so, with its reason
+
+
 def _node_config(args: argparse.Namespace) -> _NodeConfig:
     """Check ``trimq node``'s options and read its certificate files.
 
@@ -113,6 +121,13 @@ def _node_config(args: argparse.Namespace) -> _NodeConfig:
         keys = (public, secret)
     if args.allow and insecure:
         raise _CommandError("--allow needs --key: an insecure node cannot check its peers' keys")
+    if insecure:
+        for endpoint in [*args.listen, *(endpoint for endpoint, _ in args.connect)]:
+            if not _stays_local(endpoint):
+                raise _CommandError(
+                    f"--insecure works on loopback and ipc endpoints only, not {endpoint}: "
+                    "use 127.0.0.1 (or ipc://), or give the node --key and --allow"
+                )
     peers: list[tuple[str, bytes | None]] = []
     for endpoint, key_file in args.connect:
         if key_file is None and not insecure:

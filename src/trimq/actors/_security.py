@@ -13,7 +13,7 @@ from .._peer import Peer
 from ..transport import parse_endpoint
 from ..zmtp import curve_key, curve_public
 
-__all__ = ["RIGHTS", "NodeSecurity", "address_host"]
+__all__ = ["RIGHTS", "NodeSecurity", "address_host", "local_endpoint"]
 
 log = logging.getLogger("trimq.actors")
 
@@ -97,7 +97,7 @@ class NodeSecurity:
         """
         if self.secure:
             return
-        if not _local(endpoint):
+        if not local_endpoint(endpoint):
             raise ValueError(
                 f"refusing to {what} {endpoint} without CURVE keys: a node on the network "
                 "must authenticate its peers. Give it keys=(public, secret) and allow=[peer "
@@ -156,7 +156,12 @@ def _rights(
     return {curve_key(key, "allowed key"): RIGHTS for key in allow}
 
 
-def _local(endpoint: str) -> bool:
+def local_endpoint(endpoint: str) -> bool:
+    """Whether ``endpoint`` stays on this host: loopback tcp, ipc or inproc.
+
+    Raises:
+        trimq.InvalidEndpointError: It is not an endpoint.
+    """
     ep = parse_endpoint(endpoint, for_bind=True)  # the lenient parse: any port
     if ep.transport in ("ipc", "inproc"):
         return True
