@@ -134,3 +134,17 @@ async def test_on_down_cannot_be_asked_directly() -> None:
         watcher = await node.spawn(Watcher)
         with pytest.raises(AttributeError, match="no handler 'on_down'"):
             await watcher.tell("on_down")
+
+
+async def test_a_monitor_set_between_incarnations_hears_when_the_actor_ends_for_good() -> None:
+    # Its supervisor suspended it (an incarnation ended, the next not begun);
+    # a monitor set then waits for the next incarnation, which never comes.
+    async with actors.open_node() as node:
+        sup = await node.spawn(actors.Supervisor, [actors.ChildSpec(Worker, name="w")])
+        (worker,) = await sup.ask("children")
+        await node.suspend(worker)
+        watcher = await node.spawn(Watcher)
+        await watcher.ask("watch", worker)
+        await node.terminate(worker)
+        [(ref, reason)] = await _downs(node, watcher)
+        assert (ref, reason.kind) == (worker, "not running")

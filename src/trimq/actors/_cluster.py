@@ -829,6 +829,8 @@ class Cluster:
         return header, payload
 
     async def _on_monitor(self, link: _Link, env: wire.Envelope, peer: Peer | None) -> None:
+        if self._node._closing:
+            return  # the watcher hears that this node left ("node lost"), for all
         watcher = ActorRef(link.name, env.get("watcher", str, ""))
         target = env.get("actor", str, "")
         if not self._node._watch_from(watcher, target):

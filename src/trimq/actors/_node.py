@@ -837,6 +837,7 @@ class Node:
         # One task per cell, through every incarnation. Its refs use this node,
         # whichever node's task spawned it (several nodes in one process).
         _current_node.set(self)
+        ended = False  # not cut short by the node's cancellation
         try:
             # None: its first on_start failed, and spawn() raised the error.
             reason = await self._finish(cell, await self._live(cell))
@@ -855,9 +856,10 @@ class Node:
                     self._restart_over(cell)
                     continue
                 reason = await self._finish(cell, await self._live(cell))
+            ended = True
         finally:
             cell.incarnation_done.set()  # also if the node's cancellation cut it short
-            self._close(cell)
+            self._close(cell, tell_watchers=ended)
             cell.done.set()
             if cell.start is not None:  # killed, or the node cancelled, during on_start
                 _answer(cell, ActorStoppedError(f"actor {cell.ref.name!r} stopped while starting"))
@@ -1072,13 +1074,20 @@ class Node:
             cell.reply.fail(error)
         cell.reply = None
 
-    def _close(self, cell: _Cell) -> None:
+    def _close(self, cell: _Cell, *, tell_watchers: bool = False) -> None:
         # The cell ends for good: refuse new messages and fail the queued ones.
         self._restart_over(cell)
         if cell.inbox.closed:
             return
         if self._cells.get(cell.ref.name) is cell:
             del self._cells[cell.ref.name]
+            # Monitors set between two incarnations (it was suspended, or
+            # awaiting its supervisor's verdict) wait for the next one, and
+            # there is none: they hear now. (A closing node's watchers, here
+            # or on other nodes, are going too, or hear of the node instead.)
+            watchers = self._watchers.pop(cell.ref.name, None)
+            if watchers and tell_watchers and not self._closing:
+                self._notify_down(cell.ref, ExitReason("not running"), watchers)
         for target in cell.watching:  # a gone watcher needs no notices
             self._watchers.get(target, set()).discard(cell.ref)
         stopped = ActorStoppedError(f"actor {cell.ref.name!r} stopped before handling this")
