@@ -725,13 +725,16 @@ class Cluster:
 
     def child_exit(self, supervisor: ActorRef, child: ActorRef, reason: ExitReason) -> bool:
         """Tell a supervisor on another node that its child here ended; False
-        if that node is unreachable."""
+        if that node is unreachable (lost, or never known)."""
         link = self._links.get(supervisor.node)
         if link is None or not link.alive:
             return False
         header, payload = self._encode_reason(reason)
         header.update(actor=child.name, supervisor=supervisor.name)
-        return self._send(link, wire.CHILD_EXIT, header, payload)
+        # Not dropped while that node is reachable: the child waits for its
+        # verdict (and if the node is lost meanwhile, _node_lost ends the child).
+        self._send_surely(link, wire.encode_envelope(wire.CHILD_EXIT, header, payload))
+        return True
 
     async def _on_child_exit(self, link: _Link, env: wire.Envelope, peer: Peer | None) -> None:
         supervisor = ActorRef(self._node.name, env.get("supervisor", str, ""))
