@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import pickle
 from pathlib import Path
@@ -270,3 +271,17 @@ async def test_an_insecure_node_refuses_a_key_it_cannot_check() -> None:
     async with actors.open_node(insecure=True) as node:
         with pytest.raises(ValueError, match="insecure node"):
             await node.connect("tcp://127.0.0.1:7000", key=keypair()[0])
+
+
+def test_payloads_from_other_nodes_are_decoded_in_one_place() -> None:
+    # The structural rule: only NodeSecurity.decode chooses allow_code, from
+    # what the peer's connection proved. A call elsewhere fails this test.
+    package = Path(actors.__file__).parent
+    callers = []
+    for path in sorted(package.parent.rglob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and any(k.arg == "allow_code" for k in node.keywords):
+                callers.append(f"{path.relative_to(package.parent)}:{node.lineno}")
+    assert len(callers) == 1
+    assert callers[0].startswith("actors/_security.py:")

@@ -893,10 +893,9 @@ class Cluster:
     # ------------------------------------------------------------------ serving
 
     def _payload(self, env: wire.Envelope, peer: Peer | None) -> object:
-        """Decode a payload: the single place where the sender's trust decides
-        whether it may carry code (classes, functions, arbitrary objects)."""
+        """Decode a control message's payload (see ``NodeSecurity.decode``)."""
         assert env.tag is not None
-        return self._node.codec.decode(env.tag, env.data, allow_code=self._security.trusts(peer))
+        return self._security.decode(self._node.codec, env.tag, env.data, peer)
 
     def _arguments(
         self, env: wire.Envelope, peer: Peer | None, *, with_class: bool = False

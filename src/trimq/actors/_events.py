@@ -174,7 +174,7 @@ class EventBridge:
             if not security.may(message.peer, "publish"):
                 continue
             try:
-                event = self._codec.decode(tag, data, allow_code=security.trusts(message.peer))
+                event = security.decode(self._codec, tag, data, message.peer)
             except CodecError as exc:
                 log.warning("dropped an event from node %r: %s", node, exc)
                 continue

@@ -6,12 +6,16 @@ import functools
 import ipaddress
 import logging
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 import attrs
 
 from .._peer import Peer
 from ..transport import parse_endpoint
 from ..zmtp import curve_key, curve_public
+
+if TYPE_CHECKING:
+    from ._codec import Codec
 
 __all__ = ["RIGHTS", "NodeSecurity", "address_host", "local_endpoint"]
 
@@ -135,6 +139,17 @@ class NodeSecurity:
     def trusts(self, peer: Peer | None) -> bool:
         """Whether payloads from ``peer`` may carry code (see ``Codec.decode``)."""
         return self.may(peer, "code")
+
+    def decode(self, codec: Codec, tag: bytes, data: bytes, peer: Peer | None) -> object:
+        """Decode a payload from ``peer``: the one place where what its
+        connection proved decides whether the payload may carry code
+        (classes, functions, arbitrary objects). Every payload from another
+        node, control message or event, is decoded here.
+
+        Raises:
+            CodecError: Not a payload, or code from a peer not trusted with it.
+        """
+        return codec.decode(tag, data, allow_code=self.trusts(peer))
 
 
 def _rights(
