@@ -3,9 +3,9 @@
 Each networked node binds a ROUTER. ``connect`` adds a DEALER to another
 node's ROUTER, whose routing id is our node's name, so one connection carries
 messages both ways: we send through the DEALER, the other node answers (and
-asks) through its ROUTER. Envelopes are in ``_wire``; payloads are decoded in
-one place, :meth:`Cluster._payload`, which asks :class:`NodeSecurity` whether
-the sending connection may carry code.
+asks) through its ROUTER. Envelopes are in ``_wire``; payloads are decoded by
+:meth:`NodeSecurity.decode`, which decides from what the sending connection
+proved whether they may carry code.
 """
 
 from __future__ import annotations
