@@ -859,6 +859,8 @@ class Node:
             ended = True
         finally:
             cell.incarnation_done.set()  # also if the node's cancellation cut it short
+            if not ended:  # only the node's own cancellation gets out of _run
+                self._closing = True
             self._close(cell, tell_watchers=ended)
             cell.done.set()
             if cell.start is not None:  # killed, or the node cancelled, during on_start
