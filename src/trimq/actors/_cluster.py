@@ -557,7 +557,7 @@ class Cluster:
             return False
         self._seen(link)
         if env.kind == wire.REPLY:
-            self._settle(link, env, message.peer)
+            self._settle(link, env, message.peer, reader=link.turns)
         return True
 
     # ------------------------------------------------------------------ the API
@@ -968,15 +968,18 @@ class Cluster:
     async def _on_reply(self, link: _Link, env: wire.Envelope, peer: Peer | None) -> None:
         self._settle(link, env, peer)
 
-    def _settle(self, link: _Link, env: wire.Envelope, peer: Peer | None) -> None:
+    def _settle(
+        self, link: _Link, env: wire.Envelope, peer: Peer | None, reader: ReadTurns | None = None
+    ) -> None:
+        # ``reader``: the asker reading ``link`` read this (see _take_reply).
         pending = self._pending.get(env.get("id", int, 0))
         if pending is None or pending.node != link.name:
             return  # late (the asker gave up), or not ours to answer
         pending.envelope, pending.peer = env, peer
-        if link.turns is not None and link.turns.asker is pending:
-            pending.done.set()  # it read this itself: nothing to interrupt
+        if reader is not None and reader.asker is pending:
+            pending.done.set()  # it read its own reply: it is running, not waiting
         else:
-            pending.finish()
+            pending.finish()  # wherever it waits, the serve task's read included
 
     async def _on_spawn(self, link: _Link, env: wire.Envelope, peer: Peer | None) -> None:
         self._nursery.start_soon(self._spawn_here, link, env, peer)

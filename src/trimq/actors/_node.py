@@ -82,13 +82,6 @@ class _Call:
         self.reply = reply
 
 
-def _begin(actor: Actor, call: _Call) -> Any:
-    # Call the handler, or take what _handle_now's call of it returned.
-    if isinstance(call, _Resume):
-        return call.awaitable
-    return getattr(actor, call.method)(*call.args, **call.kwargs)
-
-
 class _Resume(_Call):
     """The rest of a call that ``Node._handle_now`` began: what its handler
     returned to be waited for, which the actor's own task does."""
@@ -1021,7 +1014,11 @@ class Node:
             # A tell: nobody can cancel it, so no cancel scope (the costliest
             # part of handling a small message).
             try:
-                result = _begin(cell.actor, call)
+                # The handler's result, or what _handle_now's call of it returned.
+                if call.__class__ is _Resume:
+                    result = call.awaitable
+                else:
+                    result = getattr(cell.actor, call.method)(*call.args, **call.kwargs)
                 if result is not None and inspect.isawaitable(result):
                     await result
             except Exception as exc:
@@ -1033,7 +1030,10 @@ class Node:
             return
         cell.reply = reply
         try:
-            result = _begin(cell.actor, call)
+            if call.__class__ is _Resume:
+                result = call.awaitable
+            else:
+                result = getattr(cell.actor, call.method)(*call.args, **call.kwargs)
             if result is not None and inspect.isawaitable(result):
                 # Only a handler that waits can be cancelled while it runs (the
                 # asker gave up): a cancel scope for those alone, since it is
