@@ -69,7 +69,7 @@ async def children_on(
 
 async def test_a_remote_child_that_crashes_is_restarted_behind_the_same_ref() -> None:
     async with (
-        actors.open_node("hub", insecure=True, **FAST) as hub,
+        hub_node() as hub,
         trio.open_nursery() as nursery,
     ):
         _, endpoint = await nursery.start(worker_node, "w1", ["worker"], "tcp://127.0.0.1:*")
@@ -89,7 +89,7 @@ async def test_a_remote_child_that_crashes_is_restarted_behind_the_same_ref() ->
 
 async def test_children_of_a_lost_node_start_again_where_their_placement_matches() -> None:
     async with (
-        actors.open_node("hub", insecure=True, **FAST) as hub,
+        hub_node() as hub,
         hub.events(actors.REPORTS) as reports,
         trio.open_nursery() as nursery,
     ):
@@ -110,7 +110,7 @@ async def test_children_of_a_lost_node_start_again_where_their_placement_matches
 
 async def test_a_child_placed_on_a_named_node_waits_for_it_to_return() -> None:
     async with (
-        actors.open_node("hub", insecure=True, **FAST) as hub,
+        hub_node() as hub,
         hub.events(actors.REPORTS) as reports,
         trio.open_nursery() as nursery,
     ):
