@@ -263,13 +263,14 @@ async def _node_client(kind: str, endpoint: str, seconds: float) -> dict[str, fl
         with trio.fail_after(30):
             await node.connect(endpoint, key=spub if secure else None)
         ref = await node.spawn(Counter, on="server")
-        ask, tell = node.ask, node.tell
+        # What users call: the ref's methods, through the node of this task.
+        ask, tell = ref.ask, ref.tell
 
         def get() -> Awaitable[object]:
-            return ask(ref, "get", (), {}, None)
+            return ask("get")
 
         async def server_cpu() -> float:
-            seconds: float = await ask(ref, "cpu", (), {}, None)
+            seconds: float = await ask("cpu")
             return seconds
 
         _put(out, "ask", await _round_trips(get, seconds, server_cpu))
@@ -277,12 +278,12 @@ async def _node_client(kind: str, endpoint: str, seconds: float) -> dict[str, fl
         refusals = {"last run": 0}
 
         async def tells(n: int) -> None:
-            before = await ask(ref, "get", (), {}, None)
+            before = await ask("get")
             refused = 0
             for _ in range(n):
                 while True:
                     try:
-                        await tell(ref, "add", (1,), {})
+                        await tell("add", 1)
                         break
                     except actors.ActorStoppedError:
                         # A remote tell does not wait for room: when the link's
@@ -290,7 +291,7 @@ async def _node_client(kind: str, endpoint: str, seconds: float) -> dict[str, fl
                         # nothing, so a retry cannot duplicate. Pause and retry.
                         refused += 1
                         await trio.sleep(RETRY_PAUSE)
-            after = await ask(ref, "get", (), {}, None)
+            after = await ask("get")
             if after - before != n:
                 raise AssertionError(f"{n} tells sent, {after - before} handled")
             refusals["last run"] = refused

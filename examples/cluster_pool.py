@@ -88,7 +88,7 @@ async def placement(hub: actors.Node, pool: actors.ActorRef, wanted: list[str]) 
     """The nodes of the pool's children, once they are ``wanted``."""
     with trio.fail_after(10):
         while True:
-            children = await hub.ask(pool, "children", (), {}, None)
+            children = await pool.ask("children")
             nodes = sorted(child.node for child in children)
             if nodes == wanted:
                 return nodes
@@ -116,7 +116,7 @@ async def run(
         done: dict[int, int] = {}
         todo = list(range(JOBS))
         while todo:
-            children = await hub.ask(pool, "children", (), {}, None)
+            children = await pool.ask("children")
             failed = []
             for i, job in enumerate(todo):
                 if job == 10 and kill is not None and kill.poll() is None:

@@ -32,7 +32,8 @@ class TrimqError(Exception):
 
 
 class ProtocolError(TrimqError):
-    """Something broke the ZMTP protocol. Abstract: one of the two subclasses is raised.
+    """Something broke a protocol: ZMTP, or the actor nodes' protocol on top of it.
+    Abstract: one of the two subclasses is raised.
 
     .. versionadded:: 0.1
     """
@@ -46,7 +47,9 @@ class LocalProtocolError(ProtocolError):
 
 
 class RemoteProtocolError(ProtocolError):
-    """The peer violated ZMTP. On a socket, that connection is dropped and logged.
+    """The peer violated ZMTP (on a socket, that connection is dropped and logged),
+    or sent an actor node a message that is not one of the node protocol's
+    envelopes (the message is dropped and logged; a request gets this error back).
 
     .. versionadded:: 0.1
     """

@@ -9,6 +9,8 @@ import trio.testing
 
 from trimq import actors
 
+from .conftest import actor_of, runtime_of
+
 TIMEOUT = 5
 
 
@@ -82,7 +84,7 @@ async def test_unsubscribe_and_ended_subscribers_get_nothing() -> None:
         await node.publish("t.1", "x")
         await settle()
         assert await a.ask("seen") == []
-        assert node._subscribers == {}
+        assert runtime_of(node).bus.subscribers() == {}
 
 
 async def test_a_restarted_subscriber_subscribes_again_from_on_start() -> None:
@@ -91,7 +93,7 @@ async def test_a_restarted_subscriber_subscribes_again_from_on_start() -> None:
         (listener,) = await sup.ask("children")
         await listener.tell("crash")
         await settle()  # the crash, the supervisor's verdict and the restart all ran
-        assert node._subscribers == {"t.": {"l"}}
+        assert runtime_of(node).bus.subscribers() == {"t.": {"l"}}
         await node.publish("t.after", 1)
         await settle()
         assert await listener.ask("seen") == [("t.after", 1)]
@@ -122,7 +124,7 @@ async def test_a_slow_subscriber_delays_publishing_instead_of_losing_events() ->
         nursery.start_soon(publish_many)
         await settle()
         assert published < count  # waiting, not dropping
-        node._cells[slow.name].actor.gate.set()  # type: ignore[attr-defined]
+        actor_of(node, slow).gate.set()
         with trio.fail_after(TIMEOUT):
             while published < count:
                 await settle()

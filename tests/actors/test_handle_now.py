@@ -23,6 +23,8 @@ import trio
 
 from trimq import actors
 
+from .conftest import current
+
 TIMEOUT = 10
 
 
@@ -104,19 +106,20 @@ async def pair() -> AsyncIterator[tuple[actors.Node, actors.Node, actors.ActorRe
 async def test_remote_messages_keep_their_order_behind_queued_ones() -> None:
     log: list[object] = []
     gate = trio.Event()
-    async with pair() as (a, b, probe):
+    async with pair() as (a, _b, probe):
         ref = await a.spawn(Recorder, log, gate, name="rec")
         with trio.fail_after(TIMEOUT):
-            await a.tell(ref, "hold", (), {})  # busy: what follows is queued
+            with current(a):
+                await ref.tell("hold")  # busy: what follows is queued
             for i in range(5):
-                await b.tell(ref, "append", (i,), {})
-            assert await b.ask(probe, "ping", (), {}, None) == "pong"
+                await ref.tell("append", i)
+            assert await probe.ask("ping") == "pong"
             assert log == ["held"]  # all five reached a, and wait in the mailbox
             gate.set()
             # Some of these arrive while the queue drains, some once it is empty.
             for i in range(5, 10):
-                await b.tell(ref, "append", (i,), {})
-            assert await b.ask(ref, "append", (10,), {}, None) == 12
+                await ref.tell("append", i)
+            assert await ref.ask("append", 10) == 12
         assert log == ["held", *range(11)]
 
 
@@ -133,29 +136,29 @@ async def watched_recorder(
 
 
 async def test_a_crash_handled_at_once_crashes_the_actor_as_any_crash() -> None:
-    async with pair() as (a, b, _):
+    async with pair() as (a, _b, _):
         ref, downs, seen = await watched_recorder(a, [])
         with trio.fail_after(TIMEOUT):
             with pytest.raises(KeyError, match="boom") as caught:
-                await b.ask(ref, "fail", ("boom",), {}, None)
+                await ref.ask("fail", "boom")
             assert "raised by actor 'rec' handling fail()" in "\n".join(caught.value.__notes__)
             await seen.wait()
         assert [d.kind for d in downs] == ["crashed"]
         assert isinstance(downs[0].error, KeyError)
         assert a.lookup_local("rec") is None  # unsupervised: a crash ends it
         with pytest.raises(actors.ActorNotFoundError):
-            await b.ask(ref, "append", (1,), {}, None)
+            await ref.ask("append", 1)
 
 
 async def test_a_crashed_actor_handles_nothing_more_before_its_task_ends() -> None:
     log: list[object] = []
-    async with pair() as (a, b, probe):
+    async with pair() as (a, _b, probe):
         ref, downs, seen = await watched_recorder(a, log)
         with trio.fail_after(TIMEOUT):
             # Back to back: a handles the second before the crashed actor's task runs.
-            await b.tell(ref, "fail", ("boom",), {})
-            await b.tell(ref, "append", ("after the crash",), {})
-            assert await b.ask(probe, "ping", (), {}, None) == "pong"
+            await ref.tell("fail", "boom")
+            await ref.tell("append", "after the crash")
+            assert await probe.ask("ping") == "pong"
             await seen.wait()
         assert [d.kind for d in downs] == ["crashed"]
         assert log == []
@@ -163,20 +166,20 @@ async def test_a_crashed_actor_handles_nothing_more_before_its_task_ends() -> No
 
 async def test_a_def_that_returns_a_coroutine_is_awaited_by_the_actor() -> None:
     log: list[object] = []
-    async with pair() as (a, b, _):
+    async with pair() as (a, _b, _):
         ref = await a.spawn(Recorder, log, name="rec")
         with trio.fail_after(TIMEOUT):
-            assert await b.ask(ref, "later", (21,), {}, None) == 42
-            await b.tell(ref, "later", (1,), {})
-            await b.tell(ref, "append", ("after",), {})
-            assert await b.ask(ref, "append", ("last",), {}, None) == 4
+            assert await ref.ask("later", 21) == 42
+            await ref.tell("later", 1)
+            await ref.tell("append", "after")
+            assert await ref.ask("append", "last") == 4
         assert log == [("later", 21), ("later", 1), "after", "last"]
 
 
 async def test_a_remote_call_during_a_restart_waits_for_on_restart() -> None:
     log: list[object] = []
     gate = trio.Event()
-    async with pair() as (a, b, probe):
+    async with pair() as (a, _b, probe):
         supervisor = await a.spawn(
             actors.Supervisor,
             [actors.ChildSpec(SlowRestart, args=(log, gate), name="child")],
@@ -185,18 +188,19 @@ async def test_a_remote_call_during_a_restart_waits_for_on_restart() -> None:
         ref = actors.ActorRef("a", "child")
         with trio.fail_after(TIMEOUT):
             with pytest.raises(KeyError):
-                await b.ask(ref, "fail", (), {}, None)
+                await ref.ask("fail")
             async with trio.open_nursery() as nursery:
                 answers: list[object] = []
 
                 async def ask_get() -> None:
-                    answers.append(await b.ask(ref, "get", (), {}, None))
+                    answers.append(await ref.ask("get"))
 
                 nursery.start_soon(ask_get)
                 # Once the probe answers, a has the get (queued: on_restart waits).
-                assert await b.ask(probe, "ping", (), {}, None) == "pong"
+                assert await probe.ask("ping") == "pong"
                 assert log == []
                 gate.set()
             assert answers == ["got"]
         assert log == ["restarted", "get"]
-        await a.stop(supervisor)
+        with current(a):
+            await supervisor.stop()

@@ -8,6 +8,8 @@ import trio.testing
 
 from trimq import actors
 
+from .conftest import runtime_of
+
 
 class Peer(actors.Actor):
     def __init__(self, log: list[str], label: str) -> None:
@@ -106,7 +108,7 @@ async def test_a_graceful_stop_or_an_unlink_leaves_the_other_running(how: str) -
             await a.kill()
         await trio.testing.wait_all_tasks_blocked()
         assert await node.lookup("b") is not None
-        assert node._cells["b"].links == set()
+        assert runtime_of(node).cells["b"].links == set()
 
 
 async def test_linking_to_an_actor_that_is_gone_fails_clearly() -> None:

@@ -12,6 +12,8 @@ import trio.testing
 
 from trimq import actors
 
+from .conftest import actor_of
+
 TIMEOUT = 5
 
 
@@ -143,7 +145,7 @@ async def test_ask_timeout_cancels_the_handler_and_the_actor_goes_on() -> None:
             await ref.ask("wait", 1, timeout=0.05)
         with trio.fail_after(TIMEOUT):
             assert await ref.ask("seen") == []
-        gate = _actor(node, ref)
+        gate = actor_of(node, ref)
         assert gate.cancelled
 
 
@@ -156,7 +158,7 @@ async def test_a_timed_out_ask_that_never_started_never_runs() -> None:
             with pytest.raises(TimeoutError):
                 await ref.ask("note", 2, timeout=0.01)  # queued behind the blocked handler
             await ref.tell("release")  # queued too; runs after wait() ends
-            _actor(node, ref).open.set()
+            actor_of(node, ref).open.set()
         with trio.fail_after(TIMEOUT):
             assert await ref.ask("seen") == [1]
 
@@ -212,7 +214,7 @@ async def test_tell_waits_when_the_mailbox_is_full() -> None:
         nursery.start_soon(flood)
         await trio.testing.wait_all_tasks_blocked()
         assert sent == [1, 2, 3]  # the mailbox holds 3; the 4th tell waits
-        _actor(node, ref).open.set()
+        actor_of(node, ref).open.set()
         with trio.fail_after(TIMEOUT):
             while len(sent) < 99:
                 await trio.testing.wait_all_tasks_blocked()
@@ -247,7 +249,7 @@ async def test_kill_cancels_the_handler_and_skips_on_stop() -> None:
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(ask_and_keep_error)
-            await _actor(node, gate).started.wait()
+            await actor_of(node, gate).started.wait()
             with trio.fail_after(TIMEOUT):
                 await gate.kill()
                 await ref.kill()
@@ -301,10 +303,6 @@ async def test_refs_need_a_node() -> None:
             await ref.tell("add")
 
 
-def _actor(node: actors.Node, ref: actors.ActorRef) -> Any:
-    return node._cells[ref.name].actor
-
-
 def _actor_gone(node: actors.Node, ref: actors.ActorRef) -> bool:
     return node.lookup_local(ref.name) is None
 
@@ -346,14 +344,14 @@ async def test_an_actor_killed_during_on_start_fails_its_spawn() -> None:
             await trio.testing.wait_all_tasks_blocked()
             ref = await node.lookup("slow")
             assert ref is not None
-            await node.kill(ref)
+            await ref.kill()
         assert await node.lookup("slow") is None
 
 
 async def test_spawning_without_on_start_still_lets_other_tasks_run() -> None:
     """spawn() of a class without on_start does not wait for the actor's task,
     but passes a schedule point every SPAWNS_PER_YIELD calls."""
-    from trimq.actors._node import SPAWNS_PER_YIELD
+    from trimq.actors._runtime import SPAWNS_PER_YIELD
 
     ticks = 0
 

@@ -8,6 +8,8 @@ import trio.testing
 
 from trimq import actors
 
+from .conftest import actor_of, runtime_of
+
 TIMEOUT = 5
 
 
@@ -47,16 +49,10 @@ class Worker(actors.Actor):
         return "pong"
 
 
-def _actor(node: actors.Node, ref: actors.ActorRef) -> Watcher:
-    actor = node._cells[ref.name].actor
-    assert isinstance(actor, Watcher)
-    return actor
-
-
 async def _downs(
     node: actors.Node, watcher: actors.ActorRef
 ) -> list[tuple[actors.ActorRef, actors.ExitReason]]:
-    actor = _actor(node, watcher)
+    actor = actor_of(node, watcher, Watcher)
     with trio.fail_after(TIMEOUT):
         await actor.got.wait()
     return actor.downs
@@ -108,8 +104,8 @@ async def test_demonitor_and_dead_watchers_get_nothing() -> None:
         await other.stop()
         await worker.kill()
         await trio.testing.wait_all_tasks_blocked()
-        assert _actor(node, watcher).downs == []
-        assert node._watchers == {}
+        assert actor_of(node, watcher, Watcher).downs == []
+        assert len(runtime_of(node).watches) == 0
 
 
 async def test_a_notice_waits_for_room_in_a_full_mailbox() -> None:
@@ -122,7 +118,7 @@ async def test_a_notice_waits_for_room_in_a_full_mailbox() -> None:
         await watcher.tell("note", "second")  # its mailbox is now full
         await worker.kill()
         await trio.testing.wait_all_tasks_blocked()
-        actor = _actor(node, watcher)
+        actor = actor_of(node, watcher, Watcher)
         assert actor.downs == []  # the notice waits; it is not dropped
         actor.released.set()
         await _downs(node, watcher)
@@ -142,9 +138,9 @@ async def test_a_monitor_set_between_incarnations_hears_when_the_actor_ends_for_
     async with actors.open_node() as node:
         sup = await node.spawn(actors.Supervisor, [actors.ChildSpec(Worker, name="w")])
         (worker,) = await sup.ask("children")
-        await node.suspend(worker)
+        await runtime_of(node).suspend(worker)  # what its supervisor would do
         watcher = await node.spawn(Watcher)
         await watcher.ask("watch", worker)
-        await node.terminate(worker)
+        await runtime_of(node).terminate(worker)
         [(ref, reason)] = await _downs(node, watcher)
         assert (ref, reason.kind) == (worker, "not running")

@@ -19,6 +19,8 @@ from trimq.actors import _wire as wire
 from trimq.actors._security import NodeSecurity
 from trimq.zmtp import curve_key
 
+from .conftest import current
+
 TIMEOUT = 10
 
 
@@ -79,9 +81,10 @@ async def test_curve_nodes_that_allow_each_other_work_together() -> None:
         with trio.fail_after(TIMEOUT):
             await b.connect(a.endpoints[0], key=a_pub)
             ref = await b.spawn(Echo, on="a")  # code travels: both sides trust
-            assert await b.ask(ref, "echo", ({"x": [1, 2]},), {}, None) == {"x": [1, 2]}
+            assert await ref.ask("echo", {"x": [1, 2]}) == {"x": [1, 2]}
             back = await a.spawn(Echo, on="b")
-            assert await a.ask(back, "echo", (b"raw",), {}, None) == b"raw"
+            with current(a):  # a asks its ref to b's actor itself
+                assert await back.ask("echo", b"raw") == b"raw"
 
 
 async def test_a_node_with_a_key_not_allowed_gets_nothing(tmp_path: Path) -> None:
@@ -128,7 +131,7 @@ async def test_raw_libzmq_intruders_are_refused_before_any_payload_is_read(tmp_p
             async with actors.open_node("ok", keys=(ok_pub, ok_sec)) as ok:
                 await ok.connect(a.endpoints[0], key=a_pub)
                 ref = await ok.spawn(Echo, on="a")
-                assert await ok.ask(ref, "echo", (1,), {}, None) == 1
+                assert await ref.ask("echo", 1) == 1
             for sock in (null, curve):
                 assert sock.poll(100) == 0  # no answer: no handshake
         finally:
@@ -216,7 +219,7 @@ async def test_events_need_the_publish_right_also_from_a_node_that_only_connects
         with trio.fail_after(TIMEOUT):
             for i in range(3):
                 await b.publish("room.news", i)
-                await b.ask(echo, "echo", (i,), {}, None)  # after the event on the link
+                await echo.ask("echo", i)  # after the event on the link
     assert seen == []
     assert "refused a 'event' message from node 'b'" in caplog.text
     assert "lacks the 'publish' right" in caplog.text
@@ -236,24 +239,24 @@ async def test_rights_decide_what_an_allowed_node_may_do(tmp_path: Path) -> None
     ):
         await b.connect(a.endpoints[0], key=a_pub)
         holder = await a.spawn(Holder, name="holder")
-        assert await b.ask(holder, "put", ({"plain": [1, 2.5, "x", b"y"]},), {}, None) == 1
+        assert await holder.ask("put", {"plain": [1, 2.5, "x", b"y"]}) == 1
         with pytest.raises(PermissionError, match="lacks the 'spawn' right"):
             await b.spawn(Holder, on="a")
         with pytest.raises(actors.CodecError, match="refusing to unpickle code"):
-            await b.ask(holder, "put", (_Touch(str(marker)),), {}, None)
+            await holder.ask("put", _Touch(str(marker)))
         assert not marker.exists()
-        assert await b.ask(holder, "put", ("still works",), {}, None) == 2
+        assert await holder.ask("put", "still works") == 2
         # a's reply carrying an exception object is code too: b trusts a fully
         # (it connected by key), so it gets the KeyError itself.
         with pytest.raises(KeyError, match="from a"):
-            await b.ask(holder, "fail", (), {}, None)
+            await holder.ask("fail")
         await trio.testing.wait_all_tasks_blocked()  # the crashed actor's task ends
         assert [ref.name for ref in a.actors] == []  # the crash ended it
         # The other way: b's error reaches a, which does not take code from b,
         # so it gets an ActorError naming the type, with b's traceback.
         on_b = await b.spawn(Holder, name="on-b")
-        with pytest.raises(actors.ActorError, match="from a") as caught:
-            await a.ask(on_b, "fail", (), {}, None)
+        with pytest.raises(actors.ActorError, match="from a") as caught, current(a):
+            await on_b.ask("fail")
         assert caught.value.type_name == "builtins.KeyError"
         assert "in fail" in caught.value.traceback_text
 

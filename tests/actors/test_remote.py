@@ -16,7 +16,9 @@ import trio.testing
 
 from trimq import actors
 from trimq.actors import _wire as wire
-from trimq.actors._cluster import Cluster
+from trimq.actors._events import EventBridge
+
+from .conftest import current
 
 TIMEOUT = 10
 FAST: dict[str, Any] = {"heartbeat": 0.05, "timeout": 0.4}
@@ -106,21 +108,22 @@ async def test_remote_tell_ask_and_proxy_both_ways() -> None:
     async with pair() as (a, b):
         on_a = await a.spawn(Counter, 10, name="counter")
         with trio.fail_after(TIMEOUT):
-            assert await b.ask(on_a, "add", (2,), {}, None) == 12
-            await b.tell(on_a, "add", (3,), {})
-            assert await b.ask(on_a, "get", (), {}, None) == 15
+            assert await on_a.ask("add", 2) == 12
+            await on_a.tell("add", 3)
+            assert await on_a.ask("get") == 15
             # a reaches b's actors through the same connection.
             on_b = await b.spawn(Counter, 1, name="counter")
-            assert await a.ask(on_b, "add", (1,), {}, None) == 2
+            with current(a):
+                assert await on_b.ask("add", 1) == 2
         # ActorRef methods use the node of the calling task (the inner one here).
         assert await on_a.proxy.add(1) == 16
 
 
 async def test_a_remote_handler_error_is_re_raised_with_the_remote_traceback() -> None:
-    async with pair() as (a, b):
+    async with pair() as (a, _b):
         ref = await a.spawn(Counter, name="c")
         with pytest.raises(KeyError, match="boom") as caught:
-            await b.ask(ref, "fail", ("boom",), {}, None)
+            await ref.ask("fail", "boom")
         notes = "\n".join(caught.value.__notes__)
         assert "raised by actor 'c' handling fail()" in notes
         assert "remote traceback (node a)" in notes
@@ -154,8 +157,8 @@ async def test_an_actor_uses_its_own_node_whichever_task_spawned_it() -> None:
         assert actors.current_node() is b  # the innermost open_node
         ref = await a.spawn(WhereAmI)
         # Asked from b: handled in a's receive task, then in the actor's task.
-        assert await b.ask(ref, "where", (), {}, None) == "a"
-        assert await b.ask(ref, "where_async", (), {}, None) == "a"
+        assert await ref.ask("where") == "a"
+        assert await ref.ask("where_async") == "a"
 
 
 async def test_what_arrives_before_a_reply_is_handled_before_the_ask_returns() -> None:
@@ -167,23 +170,23 @@ async def test_what_arrives_before_a_reply_is_handled_before_the_ask_returns() -
         relay = await a.spawn(Relay)
         with trio.fail_after(TIMEOUT):
             for i in range(20):
-                assert await b.ask(relay, "relay", (on_b, i), {}, None) == "relayed"
+                assert await relay.ask("relay", on_b, i) == "relayed"
                 assert items == list(range(i + 1))
 
 
 async def test_concurrent_asks_on_one_link_each_get_their_own_answer() -> None:
-    async with pair() as (a, b):
+    async with pair() as (a, _b):
         ref = await a.spawn(Counter, name="c")
         answers: list[int] = []
         timed_out: list[int] = []
 
         async def add(i: int) -> None:
-            answers.append(await b.ask(ref, "add", (1,), {}, None))
+            answers.append(await ref.ask("add", 1))
 
         async def give_up(i: int) -> None:
             # Asks that time out and cancel their handler, among the others.
             with pytest.raises(TimeoutError):
-                await b.ask(ref, "slow", (), {}, 0.01)
+                await ref.ask("slow", timeout=0.01)
             timed_out.append(i)
 
         with trio.fail_after(TIMEOUT):
@@ -192,40 +195,40 @@ async def test_concurrent_asks_on_one_link_each_get_their_own_answer() -> None:
                     nursery.start_soon(give_up if i % 10 == 0 else add, i)
         assert sorted(answers) == list(range(1, 55))
         assert len(timed_out) == 6
-        assert await b.ask(ref, "get", (), {}, None) == 54
+        assert await ref.ask("get") == 54
 
 
 async def test_an_exception_that_cannot_travel_becomes_an_actor_error() -> None:
-    async with pair() as (a, b):
+    async with pair() as (a, _b):
         ref = await a.spawn(Troubled)
         with pytest.raises(actors.ActorError, match="cannot travel") as caught:
-            await b.ask(ref, "raise_unpicklable", (), {}, None)
+            await ref.ask("raise_unpicklable")
         assert caught.value.type_name.endswith("Unpicklable")
         assert "raise_unpicklable" in caught.value.traceback_text
 
 
 async def test_unknown_handlers_and_actors_fail_clearly() -> None:
-    async with pair() as (a, b):
+    async with pair() as (a, _b):
         ref = await a.spawn(Counter, name="c")
         with pytest.raises(AttributeError, match="no handler 'nope'"):
-            await b.ask(ref, "nope", (), {}, None)
+            await ref.ask("nope")
         with pytest.raises(actors.ActorNotFoundError, match="no actor named 'ghost'"):
-            await b.ask(actors.ActorRef("a", "ghost"), "get", (), {}, None)
+            await actors.ActorRef("a", "ghost").ask("get")
         with pytest.raises(actors.ActorNotFoundError, match="node 'elsewhere' is not connected"):
-            await b.ask(actors.ActorRef("elsewhere", "c"), "get", (), {}, None)
+            await actors.ActorRef("elsewhere", "c").ask("get")
 
 
 async def test_a_remote_ask_timeout_cancels_the_remote_handler() -> None:
     cancelled = trio.Event()
-    async with pair() as (a, b):
+    async with pair() as (a, _b):
         # Node a runs in this process, so its local spawn passes the Event itself.
         ref = await a.spawn(Counter, 0, None, cancelled, name="c")
         with pytest.raises(TimeoutError, match="did not answer slow"):
-            await b.ask(ref, "slow", (), {}, 0.2)
+            await ref.ask("slow", timeout=0.2)
         with trio.fail_after(TIMEOUT):
             await cancelled.wait()
             # The actor goes on with the next message.
-            assert await b.ask(ref, "add", (1,), {}, None) == 1
+            assert await ref.ask("add", 1) == 1
 
 
 async def test_refs_travel_inside_messages_between_nodes() -> None:
@@ -234,9 +237,9 @@ async def test_refs_travel_inside_messages_between_nodes() -> None:
         on_b = await b.spawn(Counter, 0, name="y")
         # b asks its own actor to ask the one on a, through a ref it was sent.
         with trio.fail_after(TIMEOUT):
-            assert await b.ask(on_b, "ask_back", (on_a,), {}, None) == 7
+            assert await on_b.ask("ask_back", on_a) == 7
             # and the other way round, the ref travelling to node a.
-            assert await b.ask(on_a, "ask_back", (on_b,), {}, None) == 0
+            assert await on_a.ask("ask_back", on_b) == 0
 
 
 async def test_spawn_on_another_node_by_name_tag_or_any() -> None:
@@ -248,7 +251,7 @@ async def test_spawn_on_another_node_by_name_tag_or_any() -> None:
         for on in (node_a, "a", "gpu", "*"):
             ref = await b.spawn(Counter, 5, on=on)
             assert ref.node == "a"
-            assert await b.ask(ref, "add", (1,), {}, None) == 6
+            assert await ref.ask("add", 1) == 6
         named = await b.spawn(Counter, name="named", on="a")
         assert named == actors.ActorRef("a", "named")
         with pytest.raises(ValueError, match="already runs"):
@@ -281,9 +284,9 @@ async def test_remote_stop_runs_on_stop_and_kill_does_not() -> None:
     async with pair() as (a, b):
         stopped = await a.spawn(Counter, 0, log, name="s")
         killed = await a.spawn(Counter, 0, log, name="k")
-        await b.stop(stopped)
+        await stopped.stop()
         assert log == ["stopped"]
-        await b.kill(killed)
+        await killed.kill()
         assert log == ["stopped"]
         assert await b.lookup("s") is None
         assert await b.lookup("k") is None
@@ -320,7 +323,7 @@ async def test_a_lost_node_fails_pending_asks_then_rejoins_when_it_returns() -> 
         async def ask_forever(task_status: trio.TaskStatus[None]) -> None:
             task_status.started()
             with pytest.raises(actors.ActorStoppedError, match="node 'a' lost"):
-                await b.ask(ref, "slow", (), {}, None)
+                await ref.ask("slow")
             failed.set()
 
         await nursery.start(ask_forever)
@@ -331,11 +334,11 @@ async def test_a_lost_node_fails_pending_asks_then_rejoins_when_it_returns() -> 
             await failed.wait()
         assert b.peers == []
         with pytest.raises(actors.ActorNotFoundError, match="'a' was lost"):
-            await b.ask(ref, "get", (), {}, None)
+            await ref.ask("get")
         # A new node a at the same address: b's connection finds it again.
         await nursery.start(_node_a, endpoint, None)
         await _until_peers(b, ["a"])
-        assert await b.ask(ref, "get", (), {}, None) == 0  # the new node's actor
+        assert await ref.ask("get") == 0  # the new node's actor
         nursery.cancel_scope.cancel()
 
 
@@ -422,13 +425,13 @@ async def test_a_node_that_only_connects_sends_its_events_over_its_links(
     # b listens nowhere, so it has no events PUB: its events for a travel as
     # EVENT messages on its link, for the topics a's actors subscribe to.
     arrived: list[str] = []
-    on_event = Cluster._handlers[wire.EVENT]
+    on_event = EventBridge.on_event  # the EVENT handler, as each node's cluster takes it
 
-    async def spy(cluster: Cluster, link: Any, env: wire.Envelope, peer: Any) -> None:
+    async def spy(bridge: EventBridge, link: Any, env: wire.Envelope, peer: Any) -> None:
         arrived.append(env.get("topic", str, "?"))
-        await on_event(cluster, link, env, peer)
+        await on_event(bridge, link, env, peer)
 
-    monkeypatch.setitem(Cluster._handlers, wire.EVENT, spy)
+    monkeypatch.setattr(EventBridge, "on_event", spy)
     to_a, from_a = trio.open_memory_channel[tuple[str, Any]](100)
     async with pair() as (a, b):
         counter = await a.spawn(Counter)
@@ -439,11 +442,12 @@ async def test_a_node_that_only_connects_sends_its_events_over_its_links(
         await heard(from_a, [("room.1", {"from": "b"})])
         assert "other" not in arrived  # b sent only what a subscribes to
         # a's last subscriber goes: b hears so, and sends nothing more.
-        await a.stop(listener)
-        await b.ask(counter, "get", (), {}, None)  # after a's news on the link
+        with current(a):
+            await listener.stop()
+        await counter.ask("get")  # after a's news on the link
         sent_before = len(arrived)
         await b.publish("room.2", "unwanted now")
-        await b.ask(counter, "get", (), {}, None)  # after b's event, had it gone
+        await counter.ask("get")  # after b's event, had it gone
         assert len(arrived) == sent_before
 
 
@@ -475,24 +479,24 @@ async def test_monitors_across_nodes_report_crashes_absence_and_node_loss() -> N
         await b.connect(endpoint)
         watcher = await b.spawn(Watcher, send)
         doomed = await b.spawn(Counter, on="a", name="doomed")
-        await b.ask(watcher, "watch", (doomed,), {}, None)
+        await watcher.ask("watch", doomed)
         with pytest.raises(KeyError):
-            await b.ask(doomed, "fail", ("bad input",), {}, None)
+            await doomed.ask("fail", "bad input")
         with trio.fail_after(TIMEOUT):
             ref, reason = await notices.receive()
         assert ref == doomed
         assert reason.kind == "crashed"
         assert isinstance(reason.error, KeyError)
         # An actor that does not exist there is reported at once.
-        await b.ask(watcher, "watch", (actors.ActorRef("a", "ghost"),), {}, None)
+        await watcher.ask("watch", actors.ActorRef("a", "ghost"))
         with trio.fail_after(TIMEOUT):
             assert (await notices.receive())[1].kind == "not running"
         # demonitor: nothing comes for that one; the node's loss reports the other.
         quiet = await b.spawn(Counter, on="a", name="quiet")
         survivor = actors.ActorRef("a", "c")
-        await b.ask(watcher, "watch", (quiet,), {}, None)
-        await b.ask(watcher, "watch", (survivor,), {}, None)
-        await b.ask(watcher, "unwatch", (quiet,), {}, None)
+        await watcher.ask("watch", quiet)
+        await watcher.ask("watch", survivor)
+        await watcher.ask("unwatch", quiet)
         scope.cancel()  # node a dies
         with trio.fail_after(TIMEOUT):
             ref, reason = await notices.receive()
@@ -521,13 +525,13 @@ async def test_a_message_over_max_message_is_refused_and_the_node_goes_on() -> N
     ):
         await b.connect(a.endpoints[0])
         sink = await a.spawn(Sink, name="sink")
-        await b.tell(sink, "take", (b"x" * 100_000,), {})  # dropped with its connection
+        await sink.tell("take", b"x" * 100_000)  # dropped with its connection
         with trio.fail_after(TIMEOUT):
             while True:  # b's connection comes back by itself; small messages pass
                 try:
-                    await b.tell(sink, "take", (b"y" * 10,), {})
-                    if await b.ask(sink, "taken", (), {}, 1.0):
+                    await sink.tell("take", b"y" * 10)
+                    if await sink.ask("taken", timeout=1.0):
                         break
                 except (actors.ActorStoppedError, actors.ActorNotFoundError, TimeoutError):
                     await trio.sleep(0.05)  # reconnecting: nothing announces when it is done
-        assert 100_000 not in await b.ask(sink, "taken", (), {}, None)
+        assert 100_000 not in await sink.ask("taken")

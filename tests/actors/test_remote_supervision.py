@@ -61,7 +61,7 @@ async def children_on(
     looked at again after each report of the supervisor (see ``hub.events``)."""
     with trio.fail_after(TIMEOUT):
         while True:
-            refs: list[actors.ActorRef] = await hub.ask(sup, "children", (), {}, None)
+            refs: list[actors.ActorRef] = await sup.ask("children")
             if sorted(ref.node for ref in refs) == sorted(wanted):
                 return refs
             await reports.receive()
@@ -75,15 +75,15 @@ async def test_a_remote_child_that_crashes_is_restarted_behind_the_same_ref() ->
         _, endpoint = await nursery.start(worker_node, "w1", ["worker"], "tcp://127.0.0.1:*")
         await hub.connect(endpoint)
         sup = await hub.spawn(Supervisor, [ChildSpec(Worker, name="job", on="worker")])
-        (child,) = await hub.ask(sup, "children", (), {}, None)
+        (child,) = await sup.ask("children")
         assert child == actors.ActorRef("w1", "job")
-        assert await hub.ask(child, "bump", (), {}, None) == 1
+        assert await child.ask("bump") == 1
         with pytest.raises(RuntimeError, match="worker crashed"):
-            await hub.ask(child, "crash", (), {}, None)
+            await child.ask("crash")
         # Queued in the child's mailbox, which outlives the crash: answered by
         # the new instance once the hub's supervisor has had it restarted.
         with trio.fail_after(TIMEOUT):
-            assert await hub.ask(child, "bump", (), {}, None) == 1
+            assert await child.ask("bump") == 1
         nursery.cancel_scope.cancel()
 
 
@@ -104,7 +104,7 @@ async def test_children_of_a_lost_node_start_again_where_their_placement_matches
         moved = await children_on(hub, sup, ["w2"] * 4, reports)
         assert [ref.name for ref in moved] == [ref.name for ref in first]
         for ref in moved:
-            assert await hub.ask(ref, "where", (), {}, None) == "w2"
+            assert await ref.ask("where") == "w2"
         nursery.cancel_scope.cancel()
 
 
@@ -124,5 +124,5 @@ async def test_a_child_placed_on_a_named_node_waits_for_it_to_return() -> None:
         await children_on(hub, sup, [], reports)  # nowhere to go while w1 is away
         await nursery.start(worker_node, "w1", [], endpoint)  # w1 is back, same address
         (child,) = await children_on(hub, sup, ["w1"], reports)
-        assert await hub.ask(child, "bump", (), {}, None) == 1
+        assert await child.ask("bump") == 1
         nursery.cancel_scope.cancel()

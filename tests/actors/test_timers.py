@@ -8,6 +8,8 @@ import trio.testing
 
 from trimq import actors
 
+from .conftest import actor_of
+
 
 class Ticker(actors.Actor):
     def __init__(self, every: float | None = None) -> None:
@@ -31,12 +33,6 @@ class Ticker(actors.Actor):
 
     def seen(self) -> list[tuple[str, float]]:
         return list(self.ticks)
-
-
-def _actor(node: actors.Node, ref: actors.ActorRef) -> Ticker:
-    actor = node._cells[ref.name].actor
-    assert isinstance(actor, Ticker)
-    return actor
 
 
 async def test_send_after_delivers_once_after_the_delay(
@@ -64,15 +60,15 @@ async def test_send_every_keeps_a_fixed_rate_until_cancelled(
         await trio.sleep(5)
         seen = await ref.ask("seen")
         assert [t - start for _, t in seen] == pytest.approx([0.5, 1.0, 1.5, 2.0], abs=0.01)
-        assert _actor(node, ref).timer is not None
-        assert _actor(node, ref).timer.cancelled  # type: ignore[union-attr]
+        assert actor_of(node, ref, Ticker).timer is not None
+        assert actor_of(node, ref, Ticker).timer.cancelled  # type: ignore[union-attr]
 
 
 async def test_timers_end_with_their_actor(autojump_clock: trio.testing.MockClock) -> None:
     async with actors.open_node() as node:
         ref = await node.spawn(Ticker, 0.1)
         await trio.sleep(1)
-        ticker = _actor(node, ref)
+        ticker = actor_of(node, ref, Ticker)
         await ref.stop()
         count = len(ticker.ticks)
         assert count >= 9
@@ -83,7 +79,7 @@ async def test_timers_end_with_their_actor(autojump_clock: trio.testing.MockCloc
 async def test_timer_arguments_are_checked_at_once() -> None:
     async with actors.open_node() as node:
         ref = await node.spawn(Ticker)
-        ticker = _actor(node, ref)
+        ticker = actor_of(node, ref, Ticker)
         with pytest.raises(AttributeError, match="no handler 'nope'"):
             ticker.send_after(1, "nope")
         with pytest.raises(ValueError, match="delay must be >= 0"):

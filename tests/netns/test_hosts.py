@@ -105,7 +105,7 @@ async def children_on(
     looked at again after each report of the supervisor (see ``hub_node``)."""
     with trio.fail_after(TIMEOUT):
         while True:
-            refs: list[actors.ActorRef] = await hub.ask(sup, "children", (), {}, None)
+            refs: list[actors.ActorRef] = await sup.ask("children")
             if sorted(ref.node for ref in refs) == sorted(wanted):
                 return refs
             await reports.receive()
@@ -121,7 +121,7 @@ async def test_a_killed_node_loses_no_acknowledged_work(hosts: Hosts, tmp_path: 
         todo = list(range(200))
         with trio.fail_after(TIMEOUT * 2):
             while todo:
-                children = await hub.ask(sup, "children", (), {}, None)
+                children = await sup.ask("children")
                 failed = []
                 for i, n in enumerate(todo):
                     if n == 50 and w1.poll() is None:
@@ -130,14 +130,14 @@ async def test_a_killed_node_loses_no_acknowledged_work(hosts: Hosts, tmp_path: 
                     try:
                         if ref is None:
                             raise actors.ActorNotFoundError("no child yet")
-                        acknowledged[n] = await hub.ask(ref, "square", (n,), {}, 2.0)
+                        acknowledged[n] = await ref.ask("square", n, timeout=2.0)
                     except (actors.ActorStoppedError, actors.ActorNotFoundError, TimeoutError):
                         failed.append(n)  # not acknowledged: do it again
                 todo = failed
         assert acknowledged == {n: n * n for n in range(200)}
         moved = await children_on(hub, sup, ["w2"] * 4, reports)
         for ref in moved:
-            assert await hub.ask(ref, "where", (), {}, None) == "w2"
+            assert await ref.ask("where") == "w2"
 
 
 async def test_a_cut_link_moves_the_work_and_the_node_rejoins(hosts: Hosts, tmp_path: Path) -> None:
@@ -161,7 +161,7 @@ async def test_a_cut_link_moves_the_work_and_the_node_rejoins(hosts: Hosts, tmp_
             await gone(hub, ref)
         assert await hub.lookup("sq-0") is not None
         fresh = await hub.spawn(Squarer, on="w1")  # and w1 works again
-        assert await hub.ask(fresh, "square", (9,), {}, None) == 81
+        assert await fresh.ask("square", 9) == 81
 
 
 class Watcher(actors.Actor):
@@ -180,10 +180,10 @@ async def gone(hub: actors.Node, ref: actors.ActorRef) -> None:
     if it already has)."""
     ended = trio.Event()
     watcher = await hub.spawn(Watcher, ended)
-    await hub.ask(watcher, "watch", (ref,), {}, None)
+    await watcher.ask("watch", ref)
     with trio.fail_after(TIMEOUT):
         await ended.wait()
-    await hub.kill(watcher)
+    await watcher.kill()
 
 
 INTRUDER = textwrap.dedent(
@@ -235,8 +235,10 @@ async def test_an_unauthorized_node_gets_nothing(hosts: Hosts, tmp_path: Path) -
         target = hosts.endpoint(1)
         await hub.connect(target, key=all_keys["w1"][0])
         publisher = await hub.spawn(Publisher, on="w1")
-        assert hub._cluster is not None
-        w1_events = hub._cluster.events._subs["w1"][0]
+        cluster = hub._runtime.cluster  # the events endpoint w1 announced
+        assert cluster is not None
+        w1_events = cluster.events.subscription("w1")
+        assert w1_events is not None
         events_port = int(w1_events.rsplit(":", 1)[1])
         script = tmp_path / "intruder.py"
         script.write_text(INTRUDER)
@@ -249,7 +251,7 @@ async def test_an_unauthorized_node_gets_nothing(hosts: Hosts, tmp_path: Path) -
             first = json.loads(await trio.to_thread.run_sync(proc.stdout.readline))
         assert first == {"connect": "ConnectionRefusedError", "spawn": "no such node"}
         for n in range(20):
-            await hub.ask(publisher, "shout", (n,), {}, None)
+            await publisher.ask("shout", n)
         proc.stdin.write("look\n")
         proc.stdin.flush()
         with trio.fail_after(TIMEOUT):

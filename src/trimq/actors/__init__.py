@@ -35,7 +35,6 @@ Nodes connect to each other over ZMTP (``open_node(listen=...)``,
 """
 
 from ._actor import Actor as Actor
-from ._cluster import NodeRef as NodeRef
 from ._codec import Codec as Codec
 from ._codec import CodecError as CodecError
 from ._codec import DefaultCodec as DefaultCodec
@@ -43,17 +42,18 @@ from ._errors import ActorError as ActorError
 from ._errors import ActorNotFoundError as ActorNotFoundError
 from ._errors import ActorStoppedError as ActorStoppedError
 from ._errors import LinkedActorError as LinkedActorError
+from ._errors import RestartIntensityError as RestartIntensityError
 from ._exit import ExitReason as ExitReason
+from ._link import NodeRef as NodeRef
 from ._node import Node as Node
-from ._node import Timer as Timer
+from ._node import current_node as current_node
 from ._node import open_node as open_node
 from ._ref import ActorRef as ActorRef
-from ._ref import current_node as current_node
 from ._supervisor import REPORTS as REPORTS
 from ._supervisor import ChildSpec as ChildSpec
-from ._supervisor import RestartIntensityError as RestartIntensityError
 from ._supervisor import Supervisor as Supervisor
 from ._supervisor import SupervisorReport as SupervisorReport
+from ._timer import Timer as Timer
 
 __all__ = [
     "REPORTS",

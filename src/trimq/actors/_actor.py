@@ -7,10 +7,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import trio
 
+from ._ref import current_runtime
+
 if TYPE_CHECKING:
     from ._exit import ExitReason
-    from ._node import Node, Timer
+    from ._node import Node
     from ._ref import ActorRef
+    from ._timer import Timer
 
 __all__ = ["LIFECYCLE_HOOKS", "Actor", "handler_names", "plain_handler_names"]
 
@@ -106,11 +109,11 @@ class Actor:
 
         If it is not running, the notice (``"not running"``) comes at once.
         """
-        self.node.monitor(self.ref, ref)
+        current_runtime().monitor(self.ref, ref)
 
     def demonitor(self, ref: ActorRef) -> None:
         """Stop watching ``ref``."""
-        self.node.demonitor(self.ref, ref)
+        current_runtime().demonitor(self.ref, ref)
 
     def on_event(self, topic: str, event: Any) -> Any:
         """An event arrived on a topic it subscribed to (override; may be ``async``)."""
@@ -118,12 +121,12 @@ class Actor:
     async def subscribe(self, prefix: str) -> None:
         """Receive, through :meth:`on_event`, events published on this node whose
         topic starts with ``prefix`` (until this incarnation ends)."""
-        await self.node.subscribe(self.ref, prefix)
+        await current_runtime().subscribe(self.ref, prefix)
 
     async def unsubscribe(self, prefix: str) -> None:
         """Stop receiving events for ``prefix``."""
         await trio.lowlevel.checkpoint()
-        self.node.unsubscribe(self.ref, prefix)
+        current_runtime().unsubscribe(self.ref, prefix)
 
     async def publish(self, topic: str, event: Any) -> None:
         """Publish ``event`` on ``topic`` to the subscribers on this node."""
@@ -140,11 +143,11 @@ class Actor:
         Raises:
             ActorNotFoundError: ``ref`` is not running.
         """
-        self.node.link(self.ref, ref)
+        current_runtime().link(self.ref, ref)
 
     def unlink(self, ref: ActorRef) -> None:
         """Remove a link made with :meth:`link`."""
-        self.node.unlink(self.ref, ref)
+        current_runtime().unlink(self.ref, ref)
 
     def send_after(self, delay: float, method: str, /, *args: Any, **kwargs: Any) -> Timer:
         """Tell this actor ``method(*args, **kwargs)`` in ``delay`` seconds.
@@ -156,7 +159,7 @@ class Actor:
             AttributeError: No such handler.
             ValueError: ``delay`` is negative.
         """
-        return self.node.start_timer(self.ref, delay, None, method, args, kwargs)
+        return current_runtime().start_timer(self.ref, delay, None, method, args, kwargs)
 
     def send_every(self, interval: float, method: str, /, *args: Any, **kwargs: Any) -> Timer:
         """Tell this actor ``method(*args, **kwargs)`` every ``interval`` seconds.
@@ -167,7 +170,7 @@ class Actor:
             AttributeError: No such handler.
             ValueError: ``interval`` is not positive.
         """
-        return self.node.start_timer(self.ref, interval, interval, method, args, kwargs)
+        return current_runtime().start_timer(self.ref, interval, interval, method, args, kwargs)
 
 
 def handler_names(cls: type[Actor]) -> frozenset[str]:

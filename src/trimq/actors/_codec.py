@@ -27,6 +27,8 @@ from typing import Any, Final, Protocol
 
 import cloudpickle
 
+from .._errors import TrimqError
+
 __all__ = ["Codec", "CodecError", "DefaultCodec", "decode_plain", "encode_plain"]
 
 RAW: Final = b"b"
@@ -34,7 +36,7 @@ PLAIN: Final = b"p"
 CODE: Final = b"c"
 
 
-class CodecError(ValueError):
+class CodecError(TrimqError, ValueError):
     """A payload could not be encoded, or frames could not be decoded.
 
     .. versionadded:: 0.1

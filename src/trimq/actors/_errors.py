@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from .._errors import TrimqError
 
-__all__ = ["ActorError", "ActorNotFoundError", "ActorStoppedError", "LinkedActorError"]
+__all__ = [
+    "ActorError",
+    "ActorNotFoundError",
+    "ActorStoppedError",
+    "LinkedActorError",
+    "RestartIntensityError",
+]
 
 
 class ActorError(TrimqError):
@@ -54,3 +60,12 @@ class LinkedActorError(TrimqError):
         super().__init__(f"linked actor {getattr(ref, 'name', ref)!r} ended: {reason}")
         self.ref = ref
         self.reason = reason
+
+
+class RestartIntensityError(TrimqError):
+    """A supervisor's children ended more often than its restart intensity allows.
+
+    The supervisor crashes with it, so that its own supervisor decides.
+
+    .. versionadded:: 0.1
+    """

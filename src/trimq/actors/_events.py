@@ -1,11 +1,14 @@
-"""The event bus across nodes: each node's PUB, and a SUB to every peer's.
+"""The event bus across nodes: each node's PUB, a SUB to every peer's, or EVENT messages.
 
 Within a node, events travel as objects on an inproc PUB/SUB pair and are
-never dropped. Between nodes each networked node binds a PUB next to each
-of its listen endpoints and announces it in its HELLO/WELCOME; every peer
-connects a SUB to it (one per peer: each has its own CURVE server key) and
-subscribes to the prefixes its local actors subscribed to. An event from a
-peer is delivered to local subscribers only, never published on again.
+never dropped (see ``_bus``). Between nodes each networked node binds a PUB
+next to each of its listen endpoints and announces it in its HELLO/WELCOME;
+every peer connects a SUB to it (one per peer: each has its own CURVE
+server key) and subscribes to the prefixes its local actors subscribed to.
+A node that listens nowhere has no PUB: it sends its events as EVENT
+messages on its links instead, to the peers whose actors subscribe to them
+(HELLO, WELCOME and TOPICS say which). An event from a peer is delivered to
+local subscribers only, never published on again.
 
 Across nodes events are at most once: a subscriber node whose queue is full,
 or that is unreachable, misses them (PUB semantics), so a slow node never
@@ -15,26 +18,25 @@ stalls publishers elsewhere.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import trio
 
-from .._peer import Peer
-from ..patterns import Context, Socket
 from ..transport import parse_endpoint
 from ..zmtp import SocketType
-from ._codec import Codec, CodecError
-from ._security import NodeSecurity, address_host
+from . import _wire as wire
+from ._codec import CodecError
+from ._security import EVENTS_ZAP_DOMAIN, address_host
 
 if TYPE_CHECKING:
-    from ._cluster import _Link
+    from .._peer import Peer
+    from ..patterns import Context, Socket
+    from ._link import Link, Links
+    from ._local import LocalNode
 
 __all__ = ["EventBridge", "events_endpoint"]
 
 log = logging.getLogger("trimq.actors")
-
-EVENTS_ZAP_DOMAIN = "trimq.events"
 
 
 def events_endpoint(listen: str) -> str:
@@ -62,23 +64,15 @@ def _reach(announced: str, link_endpoint: str, peer: Peer | None) -> str:
 
 
 class EventBridge:
-    """A node's events PUB and its SUBs to other nodes."""
+    """A node's events PUB and its SUBs to other nodes, or its EVENT messages."""
 
     def __init__(
-        self,
-        context: Context,
-        nursery: trio.Nursery,
-        security: Callable[[], NodeSecurity],
-        codec: Codec,
-        options: Callable[[], dict[str, Any]],
-        deliver: Callable[[str, object], Awaitable[None]],
+        self, links: Links, local: LocalNode, context: Context, nursery: trio.Nursery
     ) -> None:
+        self._links = links  # its security is read anew: connects add trusted keys
+        self._local = local
         self._context = context
         self._nursery = nursery
-        self._security = security  # read anew: connects add trusted keys
-        self._codec = codec
-        self._options = options
-        self._deliver = deliver  # hands an event to the local bus
         self._pub: Socket | None = None
         self.endpoints: list[str] = []  # what HELLO/WELCOME announce
         self._prefixes: set[str] = set()
@@ -87,8 +81,8 @@ class EventBridge:
     async def listen(self, control_endpoint: str) -> None:
         """Bind the events PUB beside a control endpoint."""
         if self._pub is None:
-            opts = self._options()
-            if self._security().secure:
+            opts = self._links.socket_options()
+            if self._links.security.secure:
                 opts.update(
                     curve_server=True, zap_domain=EVENTS_ZAP_DOMAIN, zap_enforce_domain=True
                 )
@@ -96,32 +90,47 @@ class EventBridge:
         self.endpoints.append(await self._pub.bind(events_endpoint(control_endpoint)))
 
     @property
-    def listening(self) -> bool:
-        """Whether this node has an events PUB (it listens somewhere)."""
-        return self._pub is not None
-
-    @property
     def prefixes(self) -> frozenset[str]:
         """The topic prefixes this node's actors subscribe to."""
         return frozenset(self._prefixes)
 
-    def wants(self, topic: str) -> bool:
-        """Whether a local actor subscribes to a prefix of ``topic``."""
-        return any(topic.startswith(prefix) for prefix in self._prefixes)
+    def about(self) -> dict[str, Any]:
+        """What HELLO and WELCOME say about events: our PUB's endpoints, our prefixes."""
+        return {"events": self.endpoints, "topics": sorted(self._prefixes)}
+
+    # ------------------------------------------------------------------ sending
 
     def publish(self, topic: str, event: object) -> None:
-        """Send ``event`` to the subscribed nodes (dropped for those that cannot take it)."""
-        if self._pub is None:
+        """Send ``event`` to the nodes subscribed to it, at most once.
+
+        Through our events PUB if we listen; else (we only connect) as an
+        EVENT on each link whose node subscribes to a prefix of ``topic``.
+        Either way a node that cannot take it now misses it.
+
+        Raises:
+            CodecError: ``event`` cannot be encoded.
+        """
+        if self._pub is not None:
+            tag, data = self._local.codec.encode(event)
+            # A PUB never blocks: a subscriber whose queue is full misses the event.
+            self._pub.send_multipart_nowait([topic.encode(), tag, data])
             return
-        tag, data = self._codec.encode(event)
-        # A PUB never blocks: a subscriber whose queue is full misses the event.
-        self._pub.send_multipart_nowait([topic.encode(), tag, data])
+        links = [
+            link
+            for link in self._links.alive()
+            if any(topic.startswith(prefix) for prefix in link.topics)
+        ]
+        if links:
+            payload = self._local.codec.encode(event)
+            for link in links:
+                self._links.send(link, wire.EVENT, {"topic": topic}, payload)
 
     def subscribe(self, prefix: str) -> None:
         """Receive ``prefix`` events from every peer node."""
         self._prefixes.add(prefix)
         for _, sub in self._subs.values():
             sub.subscribe(prefix.encode())
+        self._tell_topics()
 
     def unsubscribe(self, prefix: str) -> None:
         """Stop receiving ``prefix`` events."""
@@ -129,10 +138,47 @@ class EventBridge:
         for _, sub in self._subs.values():
             if not sub.closed:
                 sub.unsubscribe(prefix.encode())
+        self._tell_topics()
 
-    def peer_known(self, link: _Link, announced: list[Any], peer: Peer | None) -> None:
-        """A peer node told us where its events are: subscribe to them (once)."""
-        if not self._security().may(peer, "publish"):
+    def _tell_topics(self) -> None:
+        # For peers that send us their events as EVENT messages.
+        topics = sorted(self._prefixes)
+        for link in list(self._links.alive()):
+            self._links.send(link, wire.TOPICS, {"topics": topics})
+
+    # ------------------------------------------------------------------ receiving
+
+    def greeted(self, link: Link, env: wire.Envelope, peer: Peer | None) -> None:
+        """A peer's HELLO or WELCOME: what it subscribes to, where its events are."""
+        self.learn_topics(link, env, peer)
+        self._peer_known(link, env.get("events", list, []), peer)
+
+    def learn_topics(self, link: Link, env: wire.Envelope, peer: Peer | None) -> None:
+        """The prefixes ``link``'s node subscribes to (a HELLO, WELCOME or TOPICS)."""
+        if self._links.security.may(peer, "subscribe"):
+            link.topics = frozenset(t for t in env.get("topics", list, []) if isinstance(t, str))
+
+    async def on_topics(self, link: Link, env: wire.Envelope, peer: Peer | None) -> None:
+        """TOPICS: what ``link``'s node subscribes to now."""
+        self.learn_topics(link, env, peer)
+
+    async def on_event(self, link: Link, env: wire.Envelope, peer: Peer | None) -> None:
+        """An EVENT from a node that has no PUB: to local subscribers only."""
+        topic = env.get("topic", str, "")
+        if env.tag is None or not any(topic.startswith(p) for p in self._prefixes):
+            return
+        try:
+            event = self._links.security.decode(self._local.codec, env.tag, env.data, peer)
+        except CodecError as exc:
+            name = self._local.name
+            log.warning("node %r: dropped an event from node %r: %s", name, link.name, exc)
+            return
+        await self._local.inject(topic, event)
+
+    def _peer_known(self, link: Link, announced: list[Any], peer: Peer | None) -> None:
+        # A peer node told us where its events are: subscribe to them (once).
+        security = self._links.security
+        if not security.may(peer, "publish"):
             return  # its events would be dropped anyway: do not even listen
         wanted = [a for a in announced if isinstance(a, str)]
         transport = "ipc" if link.endpoint.startswith("ipc://") else "tcp"
@@ -148,9 +194,9 @@ class EventBridge:
         if known is not None and known[0] == endpoint:
             return
         if known is not None:
-            known[1]._close_now()  # it restarted elsewhere
-        opts = self._options()
-        if self._security().secure:
+            known[1].close_nowait()  # it restarted elsewhere
+        opts = self._links.socket_options()
+        if security.secure:
             if peer is None or peer.public_key is None:
                 return
             opts["curve_serverkey"] = peer.public_key
@@ -159,6 +205,11 @@ class EventBridge:
             sub.subscribe(prefix.encode())
         self._subs[link.name] = (endpoint, sub)
         self._nursery.start_soon(self._serve, sub, endpoint, link.name)
+
+    def subscription(self, node: str) -> str | None:
+        """The events endpoint of ``node`` our SUB connects to, if any."""
+        known = self._subs.get(node)
+        return None if known is None else known[0]
 
     async def _serve(self, sub: Socket, endpoint: str, node: str) -> None:
         await sub.connect(endpoint)
@@ -170,12 +221,12 @@ class EventBridge:
             if len(message.frames) != 3:
                 continue
             raw_topic, tag, data = message.frames
-            security = self._security()
+            security = self._links.security
             if not security.may(message.peer, "publish"):
                 continue
             try:
-                event = security.decode(self._codec, tag, data, message.peer)
+                event = security.decode(self._local.codec, tag, data, message.peer)
             except CodecError as exc:
                 log.warning("dropped an event from node %r: %s", node, exc)
                 continue
-            await self._deliver(raw_topic.decode(errors="replace"), event)
+            await self._local.inject(raw_topic.decode(errors="replace"), event)

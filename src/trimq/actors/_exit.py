@@ -6,9 +6,14 @@ from typing import Literal
 
 import attrs
 
-__all__ = ["ExitReason"]
+__all__ = ["ExitKind", "ExitReason", "Verdict"]
 
 ExitKind = Literal["stopped", "crashed", "killed", "not running", "node lost"]
+
+#: What a supervisor does with a child, on the child's node: end its current
+#: incarnation for a restart (``suspend``), start the next one (``restart``),
+#: or end it for good (``terminate``).
+Verdict = Literal["suspend", "restart", "terminate"]
 
 
 @attrs.frozen

@@ -17,11 +17,23 @@ from ..zmtp import curve_key, curve_public
 if TYPE_CHECKING:
     from ._codec import Codec
 
-__all__ = ["RIGHTS", "NodeSecurity", "address_host", "local_endpoint"]
+__all__ = [
+    "EVENTS_ZAP_DOMAIN",
+    "RIGHTS",
+    "ZAP_DOMAIN",
+    "NodeSecurity",
+    "address_host",
+    "local_endpoint",
+]
 
 log = logging.getLogger("trimq.actors")
 
 KeyLike = bytes | str
+
+#: The ZAP domains of a node's control ROUTER and of its events PUB: the
+#: allow-list for the first, the keys with the ``subscribe`` right for the second.
+ZAP_DOMAIN = "trimq.node"
+EVENTS_ZAP_DOMAIN = "trimq.events"
 
 #: What a peer node may do here, by its proven key:
 #:

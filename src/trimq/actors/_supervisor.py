@@ -11,13 +11,12 @@ from typing import Any, Literal
 import attrs
 import trio
 
-from .._errors import TrimqError
 from ._actor import Actor
-from ._errors import ActorNotFoundError, ActorStoppedError
+from ._errors import ActorNotFoundError, ActorStoppedError, RestartIntensityError
 from ._exit import ExitReason
-from ._ref import ActorRef
+from ._ref import ActorRef, current_runtime
 
-__all__ = ["REPORTS", "ChildSpec", "RestartIntensityError", "Supervisor", "SupervisorReport"]
+__all__ = ["REPORTS", "ChildSpec", "Supervisor", "SupervisorReport"]
 
 log = logging.getLogger("trimq.actors")
 
@@ -53,15 +52,6 @@ class SupervisorReport:
     child: ActorRef | None
     what: Happening
     reason: ExitReason | None = None
-
-
-class RestartIntensityError(TrimqError):
-    """A supervisor's children ended more often than its restart intensity allows.
-
-    The supervisor crashes with it, so that its own supervisor decides.
-
-    .. versionadded:: 0.1
-    """
 
 
 @attrs.frozen
@@ -238,11 +228,11 @@ class Supervisor(Actor):
             child.ref = None  # it is gone with its node: start it anew elsewhere
         for other in reversed(affected):
             if other is not child and other.ref is not None and self._reachable(other.ref):
-                await self.node.suspend(other.ref)
+                await current_runtime().suspend(other.ref)
         for one in affected:  # in start order, each started before the next
             why = reason if one is child else None
             if one.ref is not None and self._reachable(one.ref):
-                await self.node.restart(one.ref)
+                await current_runtime().restart(one.ref)
                 await self._report(one.ref, "restarted", why)
             else:
                 await self._place(one, why)
@@ -287,7 +277,7 @@ class Supervisor(Actor):
         self, child: ActorRef | None, what: Happening, reason: ExitReason | None = None
     ) -> None:
         report = SupervisorReport(self.ref, child, what, reason)
-        await self.node._report(REPORTS + self.ref.name, report)
+        await current_runtime().report(REPORTS + self.ref.name, report)
 
     async def _place(self, child: _Child, reason: ExitReason | None) -> None:
         # Start a child whose node was lost, wherever its placement matches now.
@@ -312,7 +302,7 @@ class Supervisor(Actor):
 
     async def _terminate(self, ref: ActorRef) -> None:
         with contextlib.suppress(ActorNotFoundError, ActorStoppedError):
-            await self.node.terminate(ref)
+            await current_runtime().terminate(ref)
 
     def _count_restart(self, ref: ActorRef, reason: ExitReason) -> None:
         now = trio.current_time()

@@ -11,7 +11,10 @@ because CURVE seals each frame in a box of its own:
   plain data builds nothing but plain values;
 * ``data`` (optional): a payload encoded by the node's codec (a call's
   arguments, a result, a class to spawn), never copied into the first frame.
-  Decoding it is the trust decision, made elsewhere (``_cluster.Cluster._payload``).
+  Decoding it is the trust decision, made in one place (``NodeSecurity.decode``).
+
+Frames that are not an envelope raise :class:`trimq.RemoteProtocolError`: the
+peer broke the node protocol (the message is dropped, the peer kept).
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ from typing import Any, Final
 
 import attrs
 
+from .._errors import RemoteProtocolError
 from ._codec import CodecError, decode_plain, encode_plain
 
-__all__ = ["Envelope", "ProtocolError", "decode_envelope", "encode_envelope"]
+__all__ = ["Envelope", "decode_envelope", "encode_envelope"]
 
 #: First message on a link: who we are (name, tags, events endpoint port).
 HELLO: Final = b"hello"
@@ -75,10 +79,6 @@ TAG: Final = "~tag"
 MAX_HEADER: Final = 4096
 
 
-class ProtocolError(Exception):
-    """A peer sent frames that are not an envelope (the message is dropped)."""
-
-
 @attrs.frozen
 class Envelope:
     """One decoded message: its kind, its header, and its still-encoded payload."""
@@ -108,26 +108,26 @@ def decode_envelope(frames: Sequence[bytes]) -> Envelope:
     """Parse the frames of one envelope; never decodes the payload.
 
     Raises:
-        ProtocolError: Wrong frame count, unknown kind, or a bad header.
+        RemoteProtocolError: Wrong frame count, unknown kind, or a bad header.
     """
     if len(frames) not in (1, 2):
-        raise ProtocolError(f"an envelope has 1 or 2 frames, got {len(frames)}")
+        raise RemoteProtocolError(f"an envelope has 1 or 2 frames, got {len(frames)}")
     kind, nul, raw = bytes(frames[0]).partition(b"\0")
     if not nul or kind not in KINDS:
-        raise ProtocolError(f"unknown message kind {kind[:20]!r}")
+        raise RemoteProtocolError(f"unknown message kind {kind[:20]!r}")
     if len(raw) > MAX_HEADER:
-        raise ProtocolError(f"header of {len(raw)} bytes (at most {MAX_HEADER})")
+        raise RemoteProtocolError(f"header of {len(raw)} bytes (at most {MAX_HEADER})")
     try:
         header = decode_plain(raw)
     except CodecError as exc:
-        raise ProtocolError(f"bad header: {exc}") from None
+        raise RemoteProtocolError(f"bad header: {exc}") from None
     if not isinstance(header, dict) or not all(isinstance(k, str) for k in header):
-        raise ProtocolError("a header is a dict with str keys")
+        raise RemoteProtocolError("a header is a dict with str keys")
     tag = header.pop(TAG, None)
     if len(frames) == 1:
         if tag is not None:
-            raise ProtocolError("a payload tag without a payload")
+            raise RemoteProtocolError("a payload tag without a payload")
         return Envelope(kind, header)
     if not (isinstance(tag, str) and len(tag) == 1 and tag.isascii()):
-        raise ProtocolError("a payload without a one-letter tag")
+        raise RemoteProtocolError("a payload without a one-letter tag")
     return Envelope(kind, header, tag.encode(), frames[1])

@@ -110,8 +110,8 @@ class Context:
         try:
             bound._bind_inproc(endpoint, ep.path)
         except BaseException:
-            bound._close_now()
-            connected._close_now()
+            bound.close_nowait()
+            connected.close_nowait()
             raise
         connected._connect_inproc(endpoint, ep.path)
         return bound, connected
@@ -163,7 +163,7 @@ class Context:
                 await self.aclose()
         finally:
             for sock in list(self._sockets):
-                sock._close_now()
+                sock.close_nowait()
             self._closed = True
             self._nursery.cancel_scope.cancel()
             # The block's own exception is not the nursery's: keep it out, so it

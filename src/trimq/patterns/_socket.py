@@ -755,8 +755,11 @@ class Socket:
             await _cancel_shielded_checkpoint()
         return message
 
-    def _has_input(self) -> bool:
-        """Whether a message is waiting here: ``recv`` would return at once."""
+    def has_input(self) -> bool:
+        """Whether a message is waiting here: ``recv`` would return at once.
+
+        .. versionadded:: 0.1
+        """
         return bool(self._rx_partial) or any(pipe.inq.items for pipe in self._ready)
 
     def _source_pipe(self) -> Pipe | None:
@@ -949,13 +952,19 @@ class Socket:
             with trio.move_on_after(timeout):
                 while self._unflushed():
                     await self.idle_waiters.wait()
-        self._close_now()
+        self.close_nowait()
         await trio.lowlevel.checkpoint()
 
     def _unflushed(self) -> bool:
         return any((p.outq.items or p.busy) for p in self.pipes if not p.inproc)
 
-    def _close_now(self) -> None:
+    def close_nowait(self) -> None:
+        """Close the socket at once, without lingering: queued messages that
+        were not written yet are dropped. Idempotent; :meth:`aclose` with
+        ``linger=0`` does the same and then checkpoints.
+
+        .. versionadded:: 0.1
+        """
         if self._closed:
             return
         self._closed = True
@@ -984,4 +993,4 @@ class Socket:
         if exc_type is None:
             await self.aclose()
         else:
-            self._close_now()
+            self.close_nowait()

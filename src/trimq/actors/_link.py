@@ -1,0 +1,482 @@
+"""A node's links to its peers: the control sockets, HELLO/WELCOME, heartbeats, loss.
+
+Each networked node binds a ROUTER. ``connect`` adds a DEALER to another
+node's ROUTER, whose routing id is our node's name, so one connection carries
+messages both ways: we send through the DEALER, the other node answers (and
+asks) through its ROUTER. A :class:`Link` is one peer as either socket sees
+it; :class:`Links` owns the sockets, reads them, names each link from its
+HELLO or WELCOME, pings every ``heartbeat`` and declares a peer lost after
+``timeout`` of silence. What messages mean is its owner's business (the
+cluster, see :class:`LinkOwner`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Protocol
+
+import attrs
+import trio
+
+from .._errors import HostUnreachableError
+from .._monitor import EventType
+from ..auth import Authenticator
+from ..zmtp import SocketType, z85_encode
+from . import _wire as wire
+from ._errors import ActorNotFoundError
+from ._security import EVENTS_ZAP_DOMAIN, ZAP_DOMAIN, NodeSecurity
+from ._turns import ReadTurns
+
+if TYPE_CHECKING:
+    from .._peer import Peer
+    from ..patterns import Context, Socket
+    from ._local import LocalNode
+
+__all__ = ["Link", "LinkOwner", "Links", "NetworkOptions", "NodeRef", "who"]
+
+log = logging.getLogger("trimq.actors")
+
+
+@attrs.frozen
+class NodeRef:
+    """Another node this one knows, as :meth:`Node.connect` and :attr:`Node.peers` give it.
+
+    Attributes:
+        name: Its node name (the ``node`` of its actors' refs).
+        tags: What it said it offers (``"gpu"``, ``"region=eu"``), for placement.
+        endpoint: Where we reached it, or ``""`` if it connected to us.
+
+    .. versionadded:: 0.1
+    """
+
+    name: str
+    tags: frozenset[str] = frozenset()
+    endpoint: str = attrs.field(default="", eq=False)
+
+
+@attrs.frozen
+class NetworkOptions:
+    """``open_node``'s settings for talking to other nodes (see its docs).
+
+    Raises:
+        ValueError: ``heartbeat`` is not positive, or ``timeout`` not above it.
+    """
+
+    tags: frozenset[str] = frozenset()
+    heartbeat: float = 1.0
+    timeout: float = 3.0
+    max_message: int = 64 * 2**20
+
+    def __attrs_post_init__(self) -> None:
+        if self.heartbeat <= 0 or self.timeout <= self.heartbeat:
+            raise ValueError(
+                "heartbeat must be > 0 and timeout > heartbeat, "
+                f"got {self.heartbeat}, {self.timeout}"
+            )
+
+
+class Link:
+    """One known peer node and how to send to it."""
+
+    def __init__(
+        self,
+        send: Callable[..., None],
+        asend: Callable[[list[bytes]], Awaitable[None]],
+        endpoint: str = "",
+    ) -> None:
+        #: send(frames, flush=False) never blocks: raises trio.WouldBlock when
+        #: the queue is full; flush=True writes at once (a lone request or reply).
+        self.send = send
+        self.asend = asend  # waits for room
+        self.endpoint = endpoint  # where we connected to it; "" if it connected to us
+        self.name = ""
+        self.tags: frozenset[str] = frozenset()
+        # What its actors subscribe to: events we send it as EVENT messages
+        # when we have no events PUB (see EventBridge.publish).
+        self.topics: frozenset[str] = frozenset()
+        self.alive = False
+        self.last_seen = -math.inf
+        self.welcomed = trio.Event()
+        # Who reads the DEALER, on a link we connected (see _turns).
+        self.turns: ReadTurns | None = None
+
+    @property
+    def ref(self) -> NodeRef:
+        """How the public API names this peer."""
+        return NodeRef(self.name, self.tags, self.endpoint)
+
+
+class LinkOwner(Protocol):
+    """What :class:`Links` asks of the layer above it (the cluster)."""
+
+    async def receive(self, link: Link, frames: list[bytes], peer: Peer | None) -> None:
+        """A message arrived on ``link`` (every one, HELLO included)."""
+
+    def about(self) -> dict[str, Any]:
+        """What our HELLO and WELCOME say besides our name and tags."""
+        ...
+
+    def greeted(self, link: Link, env: wire.Envelope, peer: Peer | None) -> None:
+        """``link`` was named by its HELLO or WELCOME ``env``."""
+
+    def found(self, link: Link) -> None:
+        """``link``'s node is reachable again (or for the first time)."""
+
+    def lost(self, link: Link, why: str) -> None:
+        """``link``'s node was lost or left (``link.alive`` is False now)."""
+
+
+class Links:
+    """This node's links to the others, and the sockets they run on."""
+
+    def __init__(
+        self,
+        owner: LinkOwner,
+        local: LocalNode,
+        context: Context,
+        nursery: trio.Nursery,
+        security: NodeSecurity,
+        options: NetworkOptions,
+    ) -> None:
+        self._owner = owner
+        self._receive = owner.receive  # every message read, once per message
+        self._local = local
+        self._context = context
+        self._nursery = nursery
+        #: Replaced as ``connect`` trusts each node it connects to by its key.
+        self.security = security
+        self.options = options
+        #: Where this node listens, as bound.
+        self.endpoints: list[str] = []
+        self._router: Socket | None = None
+        self._named: dict[str, Link] = {}  # by node name, once known
+        self._inbound: dict[bytes, Link] = {}  # ROUTER peers, by routing id
+        self._outbound: list[Link] = []  # our DEALERs' links, named or not yet
+        self._authenticator: Authenticator | None = None
+        self._started = False
+
+    # ------------------------------------------------------------------ sockets
+
+    def socket_options(self) -> dict[str, Any]:
+        """The options of every socket a node opens to or for other nodes."""
+        sec = self.security
+        ms = round(self.options.heartbeat * 1000)
+        opts: dict[str, Any] = {
+            "linger": 0,
+            "heartbeat_ivl": ms,
+            "heartbeat_timeout": round(self.options.timeout * 1000),
+            "reconnect_ivl": ms // 4 or 1,
+            "reconnect_ivl_max": ms,
+            # A bigger message drops its connection: memory stays bounded,
+            # whatever an allowed (or, insecure, local) peer sends.
+            "maxmsgsize": self.options.max_message,
+        }
+        if sec.secure:
+            opts.update(curve_publickey=sec.public, curve_secretkey=sec.secret)
+        return opts
+
+    async def _start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        if self.security.secure:
+            self._authenticator = await self._nursery.start(self._authenticate)
+        self._nursery.start_soon(self._beat)
+
+    async def _authenticate(self, task_status: trio.TaskStatus[Authenticator]) -> None:
+        # The ZAP handler that enforces the allow-list, for the node's lifetime.
+        async with Authenticator(self._context) as auth:
+            self._configure(auth)
+            task_status.started(auth)
+            await trio.sleep_forever()
+
+    def _configure(self, auth: Authenticator) -> None:
+        auth.configure_curve(ZAP_DOMAIN, list(self.security.allowed))
+        auth.configure_curve(EVENTS_ZAP_DOMAIN, list(self.security.allowed_to("subscribe")))
+
+    async def listen(self, endpoint: str) -> str:
+        """Bind the control ROUTER at ``endpoint``; returns the endpoint bound."""
+        self.security.check_endpoint(endpoint, "listen on")
+        await self._start()
+        if self._router is None:
+            opts = self.socket_options()
+            if self.security.secure:
+                opts.update(curve_server=True, zap_domain=ZAP_DOMAIN, zap_enforce_domain=True)
+            # router_mandatory: a full peer makes sends wait (or WouldBlock)
+            # instead of dropping replies; an unknown one raises.
+            self._router = self._context.socket(
+                SocketType.ROUTER, router_handover=True, router_mandatory=True, **opts
+            )
+            self._nursery.start_soon(self._serve_router, self._router)
+        bound = await self._router.bind(endpoint)
+        self.endpoints.append(bound)
+        return bound
+
+    async def connect(self, endpoint: str, key: bytes | None) -> NodeRef:
+        """Join the node listening at ``endpoint`` (see :meth:`Node.connect`)."""
+        self.security.check_endpoint(endpoint, "connect to")
+        opts = self.socket_options()
+        if self.security.secure:
+            if key is None:
+                raise ValueError(
+                    f"connecting to {endpoint} needs the node's public key (key=...): "
+                    "CURVE proves the server is who we think only if we know its key"
+                )
+            self.security = self.security.with_peer(key)
+            if self._authenticator is not None:  # let it connect back to us too
+                self._configure(self._authenticator)
+            opts["curve_serverkey"] = key
+        await self._start()
+        dealer = self._context.socket(
+            SocketType.DEALER, routing_id=self._local.name.encode(), immediate=True, **opts
+        )
+        link = Link(dealer.send_multipart_nowait, dealer.send_multipart, endpoint)
+        self._outbound.append(link)
+        refused: list[str] = []
+        wait = 2 * self.options.timeout  # time for a slow handshake, or a node that is starting
+        async with dealer.monitor() as events, trio.open_nursery() as nursery:
+            await dealer.connect(endpoint)
+            self._nursery.start_soon(self._serve_dealer, dealer, link)
+
+            async def join() -> None:
+                # immediate=True: this waits for the connection (later HELLOs,
+                # from the heartbeat, are dropped while there is none).
+                await dealer.send_multipart(wire.encode_envelope(wire.HELLO, self._about()))
+                await link.welcomed.wait()
+                nursery.cancel_scope.cancel()
+
+            async def watch() -> None:
+                event = await events.wait_for(EventType.HANDSHAKE_FAILED_AUTH)
+                refused.append(event.reason or f"status {event.value}")
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(join)
+            nursery.start_soon(watch)
+            nursery.cancel_scope.deadline = trio.current_time() + wait
+        if link.welcomed.is_set():
+            return link.ref
+        self._outbound.remove(link)
+        await dealer.aclose(linger=0)
+        if refused:
+            raise ConnectionRefusedError(
+                f"the node at {endpoint} refused this node's key ({refused[0]}): add "
+                f"{z85_encode(self.security.public or b'').decode()} to its allow-list"
+            )
+        raise ConnectionError(
+            f"no trimq node answered at {endpoint} within {wait} s (not running, or unreachable)"
+        )
+
+    # ------------------------------------------------------------------ the links
+
+    @property
+    def peers(self) -> list[NodeRef]:
+        """The nodes currently reachable."""
+        return [link.ref for link in self._named.values() if link.alive]
+
+    def alive(self) -> Iterator[Link]:
+        """The links to the nodes currently reachable."""
+        return (link for link in self._named.values() if link.alive)
+
+    def find(self, node: str) -> Link | None:
+        """The link to ``node``, reachable or not; None if it never was known."""
+        return self._named.get(node)
+
+    def get(self, node: str) -> Link:
+        """The link to ``node``, which must be reachable.
+
+        Raises:
+            ActorNotFoundError: It is not connected, or was lost.
+        """
+        link = self._named.get(node)
+        if link is None or not link.alive:
+            state = "is not connected" if link is None else "was lost"
+            raise ActorNotFoundError(f"node {node!r} {state} (from node {self._local.name!r})")
+        return link
+
+    # ------------------------------------------------------------------ receiving
+
+    async def _serve_router(self, router: Socket) -> None:
+        self._local.adopt_task()  # for the handlers it runs (see LocalNode.accept)
+        while True:
+            try:
+                message = await router.recv_message()
+            except trio.ClosedResourceError:
+                return
+            frames = message.frames
+            if len(frames) < 2:
+                continue
+            identity = frames[0]
+            link = self._inbound.get(identity)
+            if link is None:
+                link = Link(*self._router_senders(router, identity))
+                self._inbound[identity] = link
+            await self._receive(link, frames[1:], message.peer)
+
+    def _router_senders(
+        self, router: Socket, identity: bytes
+    ) -> tuple[Callable[[list[bytes]], None], Callable[[list[bytes]], Awaitable[None]]]:
+        def send(frames: list[bytes], flush: bool = False) -> None:
+            router.send_multipart_nowait([identity, *frames], flush=flush)
+
+        async def asend(frames: list[bytes]) -> None:
+            await router.send_multipart([identity, *frames])
+
+        return send, asend
+
+    async def _serve_dealer(self, dealer: Socket, link: Link) -> None:
+        self._local.adopt_task()  # for the handlers it runs (see LocalNode.accept)
+        link.turns = turns = ReadTurns(dealer)
+        try:
+            while True:
+                message = await turns.next_for_server()
+                await self._receive(link, message.frames, message.peer)
+        except trio.ClosedResourceError:
+            return
+        finally:
+            link.turns = None
+
+    # ------------------------------------------------------------------ naming
+
+    def handshake(self, link: Link, env: wire.Envelope, peer: Peer | None) -> None:
+        """Handle a HELLO or WELCOME, or anything from a link not named yet."""
+        if env.kind == wire.HELLO:
+            if self._learn(link, env):
+                self._owner.greeted(link, env, peer)
+                self.seen(link)
+                self.send(link, wire.WELCOME, self._about())
+                link.welcomed.set()
+        elif env.kind == wire.WELCOME:
+            if self._learn(link, env):
+                self._owner.greeted(link, env, peer)
+                self.seen(link)
+                link.welcomed.set()
+        elif env.kind != wire.WHO:
+            self.send(link, wire.WHO, {})  # a node that forgot us, or a stranger
+        else:
+            self._hello(link)
+
+    def _learn(self, link: Link, env: wire.Envelope) -> bool:
+        name = env.get("name", str, "")
+        tags = env.get("tags", list, [])
+        if not name or name == self._local.name:
+            log.warning("node %r: refused a peer calling itself %r", self._local.name, name)
+            return False
+        link.name = name
+        link.tags = frozenset(t for t in tags if isinstance(t, str))
+        known = self._named.get(name)
+        if known is None or not known.alive or known is link:
+            self._named[name] = link
+        return True
+
+    def _hello(self, link: Link) -> None:
+        self.send(link, wire.HELLO, self._about())
+
+    def _about(self) -> dict[str, Any]:
+        return {"name": self._local.name, "tags": sorted(self.options.tags), **self._owner.about()}
+
+    def seen(self, link: Link) -> None:
+        """A message came from ``link``: its node is alive."""
+        link.last_seen = trio.current_time()
+        if not link.alive:
+            link.alive = True
+            if link.welcomed.is_set():
+                log.info("node %r: node %r is back", self._local.name, link.name)
+            self._owner.found(link)
+            self._local.peers_changed()
+
+    # ------------------------------------------------------------------ sending
+
+    def send(
+        self,
+        link: Link,
+        kind: bytes,
+        header: dict[str, Any],
+        payload: tuple[bytes, bytes] | None = None,
+        *,
+        flush: bool = False,
+    ) -> bool:
+        """Send one envelope now or never; False if it was not sent.
+
+        A peer whose queue is full (or not connected) misses it, and asks
+        waiting on it time out or see the node lost.
+        """
+        try:
+            link.send(wire.encode_envelope(kind, header, payload), flush=flush)
+        except (trio.WouldBlock, trio.ClosedResourceError, HostUnreachableError):
+            return False
+        return True
+
+    def send_surely(self, link: Link, frames: list[bytes]) -> None:
+        """Send a message that must not be dropped (a reply, a DOWN): now if
+        there is room, else from a task that waits for room while the node is
+        reachable."""
+        try:
+            link.send(frames, flush=True)  # the actor's task goes back to its mailbox
+        except (trio.WouldBlock, HostUnreachableError):
+            self._nursery.start_soon(self._send_when_room, link, frames)
+        except trio.ClosedResourceError:
+            pass  # closing
+
+    async def _send_when_room(self, link: Link, frames: list[bytes]) -> None:
+        # For up to the node timeout: a full queue waits for room, a peer that
+        # is reconnecting (a ROUTER has no route to it meanwhile) is tried again;
+        # past that, the peer is lost and the other side knows it too.
+        timeout = self.options.timeout
+        with trio.move_on_after(timeout), contextlib.suppress(trio.ClosedResourceError):
+            while True:
+                try:
+                    await link.asend(frames)
+                    return
+                except HostUnreachableError:
+                    await trio.sleep(self.options.heartbeat / 4)
+
+    # ------------------------------------------------------------------ liveness
+
+    async def _beat(self) -> None:
+        while True:
+            await trio.sleep(self.options.heartbeat)
+            now = trio.current_time()
+            for link in self._all():
+                if link.alive and now - link.last_seen > self.options.timeout:
+                    log.warning(
+                        "node %r: node %r lost (nothing heard for %.1f s)",
+                        self._local.name,
+                        link.name,
+                        now - link.last_seen,
+                    )
+                    self.lose(link, f"node {link.name!r} lost")
+                if link.endpoint and not link.alive:
+                    self._hello(link)  # rejoin once it answers
+                else:
+                    self.send(link, wire.PING, {})
+
+    def _all(self) -> list[Link]:
+        links = {id(link): link for link in self._outbound}
+        links.update({id(link): link for link in self._named.values()})
+        links.update({id(link): link for link in self._inbound.values() if link.name})
+        return list(links.values())
+
+    def lose(self, link: Link, why: str) -> None:
+        """``link``'s node is gone (silent too long, or it said BYE)."""
+        link.alive = False
+        self._local.peers_changed()
+        self._owner.lost(link, why)
+
+    async def aclose(self) -> None:
+        """Tell peers we are leaving (the sockets close with the node's context)."""
+        for link in self._all():
+            if link.alive:
+                self.send(link, wire.BYE, {})
+        await trio.lowlevel.checkpoint()
+
+
+def who(peer: Peer | None) -> str:
+    """A peer as logs name it: its address, and its key if it proved one."""
+    if peer is None:
+        return "an unknown peer"
+    if peer.public_key is not None:
+        return f"{peer.address} (key {z85_encode(peer.public_key).decode()})"
+    return peer.address or peer.transport
