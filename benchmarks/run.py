@@ -1,6 +1,6 @@
 """Run the trimq benchmark suite: ``python benchmarks/run.py [--quick] [--only ...]``.
 
-Method (see ``/work/shared/BENCHMARKING.md`` and ``benchmarks/README.md``):
+Method (see ``benchmarks/README.md``):
 
 * Every figure is a ratio against pyzmq and zmq.asyncio measured in the same
   invocation. Repetitions are interleaved (trimq, pyzmq, zmq.asyncio, trimq,

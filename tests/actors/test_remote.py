@@ -7,12 +7,16 @@ Each test runs real nodes in this process, talking ZMTP over tcp on 127.0.0.1
 from __future__ import annotations
 
 import contextlib
+import pickle
+import sys
+import types
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import trio
 import trio.testing
+import zmq
 
 from trimq import actors
 from trimq.actors import _wire as wire
@@ -535,3 +539,60 @@ async def test_a_message_over_max_message_is_refused_and_the_node_goes_on() -> N
                 except (actors.ActorStoppedError, actors.ActorNotFoundError, TimeoutError):
                     await trio.sleep(0.05)  # reconnecting: nothing announces when it is done
         assert 100_000 not in await sink.ask("taken")
+
+
+async def test_heartbeat_and_timeout_are_checked_as_the_node_opens() -> None:
+    with pytest.raises(ValueError, match="timeout > heartbeat"):
+        async with actors.open_node(heartbeat=1.0, timeout=0.5):
+            pass  # pragma: no cover
+
+
+def _by_reference(module: str, name: str) -> bytes:
+    # A pickle of (class, args, kwargs) naming module.name, which the node
+    # then cannot import: the class (and the module, if new) exist only
+    # while it is pickled.
+    cls = type(name, (actors.Actor,), {"__module__": module})
+    known = module in sys.modules
+    holder = sys.modules[module] if known else types.ModuleType(module)
+    setattr(holder, name, cls)
+    sys.modules[module] = holder
+    try:
+        return pickle.dumps((cls, (), {}))
+    finally:
+        delattr(holder, name)
+        if not known:
+            del sys.modules[module]
+
+
+async def test_a_spawn_of_a_class_the_node_cannot_import_says_so_in_a_flag() -> None:
+    # What makes the asker send the class by value: a flag in the reply's
+    # header, not the text of the error.
+    async with actors.open_node("a", listen="tcp://127.0.0.1:*", insecure=True) as a:
+        ctx = zmq.Context()
+        try:
+            raw = ctx.socket(zmq.DEALER)
+            raw.linger = 0
+            raw.routing_id = b"raw"
+            raw.connect(a.endpoints[0])
+            raw.send_multipart(wire.encode_envelope(wire.HELLO, {"name": "raw", "tags": []}))
+
+            async def reply_to(rid: int, payload: bytes) -> wire.Envelope:
+                raw.send_multipart(wire.encode_envelope(wire.SPAWN, {"id": rid}, (b"c", payload)))
+                while True:
+                    with trio.fail_after(TIMEOUT):
+                        frames = await trio.to_thread.run_sync(raw.recv_multipart)
+                    env = wire.decode_envelope(frames)
+                    if env.kind == wire.REPLY and env.get("id", int) == rid:
+                        return env
+
+            missing = await reply_to(1, _by_reference("trimq_no_such_module", "Gone"))
+            assert missing.get("ok", bool) is False
+            assert missing.get("missing_module", bool) is True
+            assert "No module named 'trimq_no_such_module'" in missing.get("message", str, "")
+            absent = await reply_to(2, _by_reference("trimq", "NoSuchActor"))
+            assert absent.get("missing_module", bool) is True
+            other = await reply_to(3, pickle.dumps(("not", "a spawn")))
+            assert other.get("ok", bool) is False
+            assert other.get("missing_module", bool, False) is False
+        finally:
+            ctx.destroy(linger=0)

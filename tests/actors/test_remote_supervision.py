@@ -126,3 +126,18 @@ async def test_a_child_placed_on_a_named_node_waits_for_it_to_return() -> None:
         (child,) = await children_on(hub, sup, ["w1"], reports)
         assert await child.ask("bump") == 1
         nursery.cancel_scope.cancel()
+
+
+async def test_a_remote_supervisors_child_is_no_child_of_a_local_namesake() -> None:
+    # The hub's supervisor "pool" places a child on w1, where an unrelated
+    # actor is also called "pool": stopping that one must leave the child be.
+    async with hub_node() as hub, trio.open_nursery() as nursery:
+        _, endpoint = await nursery.start(worker_node, "w1", [], "tcp://127.0.0.1:*")
+        await hub.connect(endpoint)
+        namesake = await hub.spawn(Worker, name="pool", on="w1")
+        sup = await hub.spawn(Supervisor, [ChildSpec(Worker, name="job", on="w1")], name="pool")
+        (child,) = await sup.ask("children")
+        with trio.fail_after(TIMEOUT):
+            await namesake.stop()
+            assert await child.ask("bump") == 1  # the same incarnation, still running
+        nursery.cancel_scope.cancel()

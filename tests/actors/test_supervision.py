@@ -339,3 +339,36 @@ async def test_reports_never_make_a_supervisor_wait_for_a_slow_reader() -> None:
         assert await sup.ask("children") == []  # the supervisor still answers
         _, first = await reports.receive()
         assert first.what == "started"
+
+
+class Starting(actors.Actor):
+    """An on_start that waits until it is killed."""
+
+    def __init__(self, started: trio.Event) -> None:
+        self.started = started
+
+    async def on_start(self) -> None:
+        self.started.set()
+        await trio.sleep_forever()
+
+
+async def test_a_child_killed_while_it_starts_fails_its_supervisors_start() -> None:
+    # The supervisor waits in spawn() for the child's on_start, so it cannot
+    # take the child's exit notice: the spawn must fail rather than wait for a
+    # verdict the supervisor cannot give.
+    started = trio.Event()
+    async with actors.open_node() as node:
+        with trio.fail_after(TIMEOUT):
+            async with trio.open_nursery() as nursery:
+
+                async def start_supervisor() -> None:
+                    specs = [ChildSpec(Starting, (started,), name="child")]
+                    with pytest.raises(actors.ActorStoppedError, match="stopped while starting"):
+                        await node.spawn(Supervisor, specs, name="sup")
+
+                nursery.start_soon(start_supervisor)
+                await started.wait()
+                child = node.lookup_local("child")
+                assert child is not None
+                await child.kill()
+        assert node.actors == []  # neither is left behind

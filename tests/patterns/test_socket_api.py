@@ -544,3 +544,29 @@ async def test_shared_empty_state_is_never_mutated() -> None:
         assert _socket._NO_FRAMES == []
         assert _socket._NO_MONITORS == []
         assert pull._rx_partial is _socket._NO_FRAMES or pull._rx_partial == []
+
+
+async def test_has_input_says_whether_recv_would_return_at_once() -> None:
+    async with trimq.Context() as ctx:
+        inbox, outbox = ctx.pipe(linger=0)
+        assert not inbox.has_input()
+        await outbox.send_multipart([b"a", b"b"])
+        assert inbox.has_input()
+        assert await inbox.recv() == b"a"
+        assert inbox.has_input()  # the rest of the message waits
+        assert await inbox.recv() == b"b"
+        assert not inbox.has_input()
+
+
+async def test_close_nowait_closes_at_once_and_is_idempotent() -> None:
+    async with trimq.Context() as ctx:
+        inbox, outbox = ctx.pipe(linger=0)
+        await outbox.send(b"queued")
+        outbox.close_nowait()
+        assert is_closed(outbox)
+        outbox.close_nowait()
+        with pytest.raises(trio.ClosedResourceError):
+            await outbox.send(b"after")
+        inbox.close_nowait()
+        with pytest.raises(trio.ClosedResourceError):
+            inbox.recv_nowait()

@@ -145,8 +145,10 @@ class Tap(Actor):
         self._out = out
 
     async def on_start(self) -> None:
+        """Subscribe to the prefix."""
         await self.subscribe(self._prefix)
 
     async def on_event(self, topic: str, event: Any) -> None:
+        """Hand the event to the task (it waits while the task's buffer is full)."""
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
             await self._out.send((topic, event))

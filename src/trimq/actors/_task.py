@@ -175,6 +175,9 @@ async def _finish(cell: Cell, crash: Exception | None) -> ExitReason | None:
         host.break_links(cell, reason)
         return reason
     finally:
+        if cell.start == "waiting":  # killed (or halted) during its first on_start
+            # spawn() fails now: a supervisor waiting in it cannot give a verdict.
+            cell.start = ActorStoppedError(f"actor {cell.ref.name!r} stopped while starting")
         cell.phase = "between"
         cell.moved()
 
