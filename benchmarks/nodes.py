@@ -8,10 +8,10 @@ Four kinds of case, on 127.0.0.1, NULL (``insecure=True``) and CURVE:
 * ``node-null`` / ``node-curve``: a client node connects to a server node and
   spawns a ``Counter`` there (``spawn(Counter, on="server")``), then measures
 
-  - ask: ``node.ask(ref, "get", (), {}, None)`` round trips, each timed alone
-    with ``time.perf_counter_ns`` after 2,000 untimed ones; median and p99
-    of a run of ``--seconds``;
-  - tell: N ``node.tell(ref, "add", (1,), {})`` then one ask that checks all
+  - ask: ``ref.ask("get")`` round trips (the ref's method, as users call
+    it), each timed alone with ``time.perf_counter_ns`` after 2,000 untimed
+    ones; median and p99 of a run of ``--seconds``;
+  - tell: N ``ref.tell("add", 1)`` then one ask that checks all
     N were handled; msgs/s over the whole (N sized from a short trial run,
     which is also the warm-up, to last ``--seconds``). A remote tell does
     not wait when the link's send queue is full: it raises

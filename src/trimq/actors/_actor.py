@@ -60,6 +60,10 @@ class Actor:
     as an Erlang/OTP process does; messages still in its mailbox fail with
     :class:`ActorStoppedError`. Catch exceptions inside a handler to keep going.
 
+    Its own methods below (:meth:`monitor`, :meth:`link`, :meth:`subscribe`,
+    :meth:`send_after`, ...) are for its handlers and hooks: like refs, they
+    act through the node of the calling task, which there is its own.
+
     Attributes:
         ref: This actor's reference (set before ``on_start`` runs).
         node: The node hosting it.
