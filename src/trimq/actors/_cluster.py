@@ -76,6 +76,7 @@ class Cluster:
         options: NetworkOptions,
     ) -> None:
         self._local = local
+        self._codec = local.codec  # read once: it is on every message's path
         self._nursery = nursery
         self._timeout = options.timeout
         self._heartbeat = options.heartbeat
@@ -146,7 +147,7 @@ class Cluster:
             ActorStoppedError: The message could not be sent.
         """
         link = self._links.get(ref.node)
-        payload = self._local.codec.encode((args, kwargs))
+        payload = self._codec.encode((args, kwargs))
         frames = wire.encode_envelope(wire.CALL, {"actor": ref.name, "method": method}, payload)
         # As a socket send: a cancellation check each time, a schedule point
         # every TELLS_PER_YIELD tells (so that tells batch into few writes), and a
@@ -188,7 +189,7 @@ class Cluster:
             ActorStoppedError: Its node was lost before answering.
             Exception: Whatever the handler raised (see ``_calls``).
         """
-        payload = self._local.codec.encode((args, kwargs))
+        payload = self._codec.encode((args, kwargs))
         try:
             env, peer = await self._calls.request(
                 ref.node, wire.CALL, {"actor": ref.name, "method": method}, payload, timeout

@@ -71,6 +71,7 @@ class EventBridge:
     ) -> None:
         self._links = links  # its security is read anew: connects add trusted keys
         self._local = local
+        self._codec = local.codec  # read once: it is on every event's path
         self._context = context
         self._nursery = nursery
         self._pub: Socket | None = None
@@ -111,7 +112,7 @@ class EventBridge:
             CodecError: ``event`` cannot be encoded.
         """
         if self._pub is not None:
-            tag, data = self._local.codec.encode(event)
+            tag, data = self._codec.encode(event)
             # A PUB never blocks: a subscriber whose queue is full misses the event.
             self._pub.send_multipart_nowait([topic.encode(), tag, data])
             return
@@ -121,7 +122,7 @@ class EventBridge:
             if any(topic.startswith(prefix) for prefix in link.topics)
         ]
         if links:
-            payload = self._local.codec.encode(event)
+            payload = self._codec.encode(event)
             for link in links:
                 self._links.send(link, wire.EVENT, {"topic": topic}, payload)
 
@@ -168,7 +169,7 @@ class EventBridge:
         if env.tag is None or not any(topic.startswith(p) for p in self._prefixes):
             return
         try:
-            event = self._links.security.decode(self._local.codec, env.tag, env.data, peer)
+            event = self._links.security.decode(self._codec, env.tag, env.data, peer)
         except CodecError as exc:
             name = self._local.name
             log.warning("node %r: dropped an event from node %r: %s", name, link.name, exc)
@@ -225,7 +226,7 @@ class EventBridge:
             if not security.may(message.peer, "publish"):
                 continue
             try:
-                event = security.decode(self._local.codec, tag, data, message.peer)
+                event = security.decode(self._codec, tag, data, message.peer)
             except CodecError as exc:
                 log.warning("dropped an event from node %r: %s", node, exc)
                 continue
