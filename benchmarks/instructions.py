@@ -8,9 +8,10 @@ which is the same for the same code and inputs whatever else the machine
 does. Each case runs twice under ``valgrind --tool=callgrind`` (with
 ``PYTHONHASHSEED=0``), with a small and a large number of messages; the
 difference over the difference in messages is the cost of one message,
-start-up and warm-up cancelled out. Repeated, a figure moves by well under
-1 % (mostly the garbage collector's timing); a whole run takes ~5 minutes,
-twice that with ``--vs``.
+start-up and warm-up cancelled out. Repeated, a local figure moves by about
+0.1 %, a remote one by about 0.5 % (the garbage collector's and the event
+loop's timing): compare changes larger than that. A whole run takes ~10
+minutes, twice that with ``--vs``.
 
 Cases (one process each; the remote cases run both nodes in it, over tcp on
 loopback, so their figure is both sides together):
@@ -105,7 +106,7 @@ def main() -> None:
     parser.add_argument("--vs", type=Path, help="other trimq sources to compare with")
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument(
-        "--n", help="the two message counts (default 2000,12000 local, 1000,5000 remote)"
+        "--n", default="2000,12000", help="the two message counts (default 2000,12000)"
     )
     parser.add_argument("--child", nargs=2, metavar=("CASE", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -117,8 +118,7 @@ def main() -> None:
     cases = args.cases.split(",")
     print(f"{'case':<12} {'this tree':>12}" + (f" {'--vs':>12} {'ratio':>8}" if args.vs else ""))
     for case in cases:
-        counts = args.n or ("1000,5000" if case.startswith("remote-") else "2000,12000")
-        small, large = (int(x) for x in counts.split(","))
+        small, large = (int(x) for x in args.n.split(","))
         mine = per_message(SRC, case, small, large)
         line = f"{case:<12} {mine:>12,.0f}"
         if args.vs:
