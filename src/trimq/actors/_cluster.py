@@ -79,7 +79,6 @@ class Cluster:
         self._codec = local.codec  # read once: it is on every message's path
         self._nursery = nursery
         self._timeout = options.timeout
-        self._heartbeat = options.heartbeat
         self._links = links = Links(self, local, context, nursery, security, options)
         self._calls = calls = Calls(links, local.codec, local.name)
         self.events = EventBridge(links, local, context, nursery)

@@ -12,8 +12,6 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-import trio
-
 from ._errors import ActorNotFoundError, ActorStoppedError
 from ._exit import ExitReason
 from ._mail import Call
@@ -30,9 +28,8 @@ __all__ = ["Host"]
 class Host:
     """A node as its cells see it (see :class:`CellHost`)."""
 
-    def __init__(self, runtime: NodeRuntime, nursery: trio.Nursery) -> None:
+    def __init__(self, runtime: NodeRuntime) -> None:
         self._runtime = runtime
-        self._nursery = nursery
 
     @property
     def name(self) -> str:
@@ -60,7 +57,7 @@ class Host:
 
     def start_soon(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
         """Run ``fn(*args)`` in the node's nursery."""
-        self._nursery.start_soon(fn, *args)
+        self._runtime.start_soon(fn, *args)
 
     def tell_supervisor(self, cell: Cell, reason: ExitReason) -> None:
         """``cell``'s incarnation ended on its own: its supervisor, here or

@@ -80,7 +80,7 @@ class NodeRuntime:
         self._security = security
         self._network = network
         self._inbound = Inbound(self)
-        self._host = Host(self, nursery)
+        self._host = Host(self)
         self._names = itertools.count(1)
         self._spawns = 0
         self._placed = 0  # spreads spawn(on="*" or a tag) over the matching nodes
