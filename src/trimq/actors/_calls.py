@@ -41,10 +41,11 @@ _EXIT_KINDS = ("stopped", "crashed", "killed", "not running")
 class Pending:
     """A request to another node, waiting for its REPLY."""
 
-    __slots__ = ("done", "envelope", "error", "node", "peer", "reading", "scope")
+    __slots__ = ("done", "envelope", "error", "link", "node", "peer", "reading", "scope")
 
-    def __init__(self, node: str) -> None:
+    def __init__(self, node: str, link: Link) -> None:
         self.node = node
+        self.link = link  # only a REPLY on this connection answers it
         self.done = trio.Event()
         self.envelope: wire.Envelope | None = None
         self.peer: Peer | None = None
@@ -68,7 +69,9 @@ class Calls:
         self._codec = codec
         self._name = name  # this node's, for the replies it sends
         self._pending: dict[int, Pending] = {}
-        self._serving: dict[tuple[str, int], PendingReply] = {}  # asks we run for others
+        # Asks we run for others, by the link they came on: an id means
+        # something on its own connection only.
+        self._serving: dict[tuple[Link, int], PendingReply] = {}
         self._ids = itertools.count(1)
 
     # ------------------------------------------------------------------ asking
@@ -93,7 +96,7 @@ class Calls:
         links = self._links
         link = links.get(node)
         rid = next(self._ids)
-        pending = self._pending[rid] = Pending(node)
+        pending = self._pending[rid] = Pending(node, link)
         try:
             with trio.fail_after(timeout) if timeout is not None else contextlib.nullcontext():
                 if not links.send(link, kind, {**header, "id": rid}, payload, flush=True):
@@ -157,8 +160,8 @@ class Calls:
         ``reader``: the asker reading ``link`` read it (see ``_turns``).
         """
         pending = self._pending.get(env.get("id", int, 0))
-        if pending is None or pending.node != link.name:
-            return  # late (the asker gave up), or not ours to answer
+        if pending is None or pending.link is not link:
+            return  # late (the asker gave up), or not that connection's to answer
         pending.envelope, pending.peer = env, peer
         if reader is not None and reader.asker is pending:
             pending.done.set()  # it read its own reply: it is running, not waiting
@@ -210,18 +213,18 @@ class Calls:
 
     def serve(self, link: Link, rid: int, reply: PendingReply) -> None:
         """A local actor is answering ask ``rid`` from ``link``'s node: reply when done."""
-        self._serving[(link.name, rid)] = reply
+        self._serving[(link, rid)] = reply
         # Answered from the actor's task as its handler returns: no task and
         # no scheduling hop of our own between the result and the reply.
         reply.on_done = functools.partial(self._answer, link, rid, reply)
 
     def _answer(self, link: Link, rid: int, reply: PendingReply) -> None:
-        if self._serving.pop((link.name, rid), None) is not None and not reply.abandoned:
+        if self._serving.pop((link, rid), None) is not None and not reply.abandoned:
             self.reply(link, rid, reply.value, reply.error)
 
     def cancel(self, link: Link, rid: int) -> None:
         """``link``'s node gave up on ask ``rid``: cancel its handler."""
-        reply = self._serving.pop((link.name, rid), None)
+        reply = self._serving.pop((link, rid), None)
         if reply is not None:
             reply.abandon()
 
@@ -288,11 +291,11 @@ class Calls:
     def lost(self, link: Link, why: str) -> None:
         """``link``'s node is gone: its pending requests fail, its asks are abandoned."""
         for rid, pending in list(self._pending.items()):
-            if pending.node == link.name and not pending.done.is_set():
+            if pending.link is link and not pending.done.is_set():
                 pending.error = ActorStoppedError(f"{why} before answering request {rid}")
                 pending.finish()
-        for (name, _), reply in list(self._serving.items()):
-            if name == link.name:
+        for (asker, _), reply in list(self._serving.items()):
+            if asker is link:
                 reply.abandon()  # nobody is left to answer
 
 

@@ -123,6 +123,11 @@ class Cluster:
         return self._links.peers
 
     @property
+    def hosts(self) -> list[NodeRef]:
+        """The reachable nodes trusted to host this node's actors (placement)."""
+        return self._links.hosts
+
+    @property
     def endpoints(self) -> list[str]:
         """Where this node listens, as bound."""
         return self._links.endpoints
@@ -234,7 +239,7 @@ class Cluster:
             log.warning("node %r: dropped a message from %s: %s", self._local.name, who(peer), exc)
             return
         kind = env.kind
-        if kind == wire.HELLO or kind == wire.WELCOME or not link.name:
+        if kind == wire.HELLO or kind == wire.WELCOME or kind == wire.WHO or not link.name:
             self._links.handshake(link, env, peer)
             return
         self._links.seen(link)

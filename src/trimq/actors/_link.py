@@ -102,6 +102,11 @@ class Link:
         self.welcomed = trio.Event()
         # Who reads the DEALER, on a link we connected (see _turns).
         self.turns: ReadTurns | None = None
+        #: The CURVE key its connection proved (None: insecure, or not yet).
+        self.key: bytes | None = None
+        self.heard = -math.inf  # when its last message came (named or not)
+        #: A ROUTER peer's routing id: its connection, as our ROUTER names it.
+        self.identity = b""
 
     @property
     def ref(self) -> NodeRef:
@@ -155,6 +160,10 @@ class Links:
         self._named: dict[str, Link] = {}  # by node name, once known
         self._inbound: dict[bytes, Link] = {}  # ROUTER peers, by routing id
         self._outbound: list[Link] = []  # our DEALERs' links, named or not yet
+        # Secure: which key holds each name, and which name each key holds
+        # (first claim wins; one name per key).
+        self._key_of: dict[str, bytes] = {}
+        self._name_of: dict[bytes, str] = {}
         self._authenticator: Authenticator | None = None
         self._started = False
 
@@ -208,7 +217,13 @@ class Links:
             # router_mandatory: a full peer makes sends wait (or WouldBlock)
             # instead of dropping replies; an unknown one raises.
             self._router = self._context.socket(
-                SocketType.ROUTER, router_handover=True, router_mandatory=True, **opts
+                # No handover: a routing id a peer announces never takes over
+                # another connection's route (our DEALERs announce none, so
+                # each connection gets an id of its own).
+                SocketType.ROUTER,
+                router_handover=False,
+                router_mandatory=True,
+                **opts,
             )
             self._nursery.start_soon(self._serve_router, self._router)
         bound = await self._router.bind(endpoint)
@@ -230,9 +245,7 @@ class Links:
                 self._configure(self._authenticator)
             opts["curve_serverkey"] = key
         await self._start()
-        dealer = self._context.socket(
-            SocketType.DEALER, routing_id=self._local.name.encode(), immediate=True, **opts
-        )
+        dealer = self._context.socket(SocketType.DEALER, immediate=True, **opts)
         link = Link(dealer.send_multipart_nowait, dealer.send_multipart, endpoint)
         self._outbound.append(link)
         refused: list[str] = []
@@ -276,6 +289,16 @@ class Links:
         """The nodes currently reachable."""
         return [link.ref for link in self._named.values() if link.alive]
 
+    @property
+    def hosts(self) -> list[NodeRef]:
+        """The reachable nodes this one may place actors on: those whose key
+        has the ``host`` right (insecure: every one, all being local)."""
+        sec = self.security
+        if not sec.secure:
+            return self.peers
+        trusted = sec.allowed_to("host")
+        return [link.ref for link in self._named.values() if link.alive and link.key in trusted]
+
     def alive(self) -> Iterator[Link]:
         """The links to the nodes currently reachable."""
         return (link for link in self._named.values() if link.alive)
@@ -311,20 +334,23 @@ class Links:
             identity = frames[0]
             link = self._inbound.get(identity)
             if link is None:
-                link = Link(*self._router_senders(router, identity))
-                self._inbound[identity] = link
+                link = self._inbound[identity] = self._router_link(router, identity)
+            link.heard = trio.current_time()
             await self._receive(link, frames[1:], message.peer)
 
-    def _router_senders(
-        self, router: Socket, identity: bytes
-    ) -> tuple[Callable[[list[bytes]], None], Callable[[list[bytes]], Awaitable[None]]]:
+    @staticmethod
+    def _router_link(router: Socket, identity: bytes) -> Link:
+        # Its senders read link.identity as they send: a node that reconnects
+        # keeps its link, on its new connection (see _rebind).
         def send(frames: list[bytes], flush: bool = False) -> None:
-            router.send_multipart_nowait([identity, *frames], flush=flush)
+            router.send_multipart_nowait([link.identity, *frames], flush=flush)
 
         async def asend(frames: list[bytes]) -> None:
-            await router.send_multipart([identity, *frames])
+            await router.send_multipart([link.identity, *frames])
 
-        return send, asend
+        link = Link(send, asend)
+        link.identity = identity
+        return link
 
     async def _serve_dealer(self, dealer: Socket, link: Link) -> None:
         self._local.adopt_task()  # for the handlers it runs (see LocalNode.accept)
@@ -342,33 +368,96 @@ class Links:
 
     def handshake(self, link: Link, env: wire.Envelope, peer: Peer | None) -> None:
         """Handle a HELLO or WELCOME, or anything from a link not named yet."""
-        if env.kind == wire.HELLO:
-            if self._learn(link, env):
-                self._owner.greeted(link, env, peer)
-                self.seen(link)
-                self.send(link, wire.WELCOME, self._about())
-                link.welcomed.set()
-        elif env.kind == wire.WELCOME:
-            if self._learn(link, env):
-                self._owner.greeted(link, env, peer)
-                self.seen(link)
-                link.welcomed.set()
+        if env.kind == wire.HELLO or env.kind == wire.WELCOME:
+            named = self._learn(link, env, peer)
+            if named is None:
+                return
+            self._owner.greeted(named, env, peer)
+            self.seen(named)
+            if env.kind == wire.HELLO:
+                self.send(named, wire.WELCOME, self._about())
+            named.welcomed.set()
         elif env.kind != wire.WHO:
             self.send(link, wire.WHO, {})  # a node that forgot us, or a stranger
         else:
             self._hello(link)
 
-    def _learn(self, link: Link, env: wire.Envelope) -> bool:
+    def _learn(self, link: Link, env: wire.Envelope, peer: Peer | None) -> Link | None:
+        # Name ``link`` from its HELLO or WELCOME if it may have that name;
+        # returns the link that now has it (None: refused).
         name = env.get("name", str, "")
         tags = env.get("tags", list, [])
-        if not name or name == self._local.name:
-            log.warning("node %r: refused a peer calling itself %r", self._local.name, name)
-            return False
-        link.name = name
-        link.tags = frozenset(t for t in tags if isinstance(t, str))
+        refused = self._refusal(link, name, peer)
+        if refused:
+            log.warning(
+                "node %r: refused a peer (%s) calling itself %r: %s",
+                self._local.name,
+                who(peer),
+                name[:64],
+                refused,
+            )
+            return None
         known = self._named.get(name)
+        if known is not None and known is not link and known.identity and link.identity:
+            link = self._rebind(known, link)  # that node, on a new connection
+        link.name = name
+        link.key = None if peer is None else peer.public_key
+        link.tags = frozenset(t for t in tags[:64] if isinstance(t, str) and len(t) <= 256)
+        if link.key is not None:
+            self._key_of[name] = link.key
+            self._name_of[link.key] = name
         if known is None or not known.alive or known is link:
             self._named[name] = link
+        return link
+
+    def _rebind(self, known: Link, new: Link) -> Link:
+        # A node that reconnected to our ROUTER keeps its link (its pending
+        # requests, its children, its monitors), now on its new connection.
+        if self._inbound.get(known.identity) is known:
+            del self._inbound[known.identity]
+        known.identity = new.identity
+        known.heard = new.heard
+        self._inbound[new.identity] = known
+        return known
+
+    def _refusal(self, link: Link, name: str, peer: Peer | None) -> str:
+        # Why ``link`` may not be called ``name`` ("" if it may): a name is
+        # bound to the key that first proved it (secure) or to the live
+        # connection that holds it (insecure), and a connection keeps its name.
+        if not name or len(name) > 256:
+            return "not a node name"
+        if name == self._local.name:
+            return "that is this node's name"
+        if link.name and link.name != name:
+            return f"its connection is already node {link.name!r}"
+        if self.security.secure:
+            key = None if peer is None else peer.public_key
+            if key is None:
+                return "its connection proved no key"
+            held = self._key_of.get(name)
+            if held is not None and held != key:
+                return "that name belongs to another key"
+            other = self._name_of.get(key)
+            if other is not None and other != name:
+                return f"its key is node {other!r}'s"
+            return ""
+        known = self._named.get(name)
+        if (
+            known is not None
+            and known is not link
+            and known.identity
+            and link.identity
+            and self._connected(known.identity)
+        ):
+            return "another live connection holds that name"
+        return ""
+
+    def _connected(self, identity: bytes) -> bool:
+        # Whether our ROUTER still has a connection with that routing id.
+        try:
+            self._router.peer(identity)  # type: ignore[union-attr]
+        except HostUnreachableError:
+            return False
         return True
 
     def _hello(self, link: Link) -> None:
@@ -439,6 +528,7 @@ class Links:
         while True:
             await trio.sleep(self.options.heartbeat)
             now = trio.current_time()
+            self._forget(now)
             for link in self._all():
                 if link.alive and now - link.last_seen > self.options.timeout:
                     log.warning(
@@ -452,6 +542,16 @@ class Links:
                     self._hello(link)  # rejoin once it answers
                 else:
                     self.send(link, wire.PING, {})
+
+    def _forget(self, now: float) -> None:
+        # A ROUTER peer silent for twice the timeout is gone with its
+        # connection: its entries go too (a reconnection is a new link).
+        stale = 2 * self.options.timeout
+        for identity, link in list(self._inbound.items()):
+            if not link.alive and now - link.heard > stale:
+                del self._inbound[identity]
+                if self._named.get(link.name) is link:
+                    del self._named[link.name]
 
     def _all(self) -> list[Link]:
         links = {id(link): link for link in self._outbound}

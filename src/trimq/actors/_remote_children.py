@@ -12,6 +12,7 @@ how it answers.
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from ._local import LocalNode
 
 __all__ = ["RemoteChildren"]
+
+log = logging.getLogger("trimq.actors")
 
 _VERDICTS: frozenset[str] = frozenset({"suspend", "restart", "terminate"})
 
@@ -156,6 +159,9 @@ class RemoteChildren:
                     return  # it answered that the child is gone already
             except (ActorStoppedError, trio.TooSlowError):
                 pass  # not delivered, or no answer: ask again
+            except Exception as exc:  # whatever that node answered: never out of this task
+                log.warning("could not end orphan %r on node %r: %r", child.name, child.node, exc)
+                return
             await trio.sleep(self._options.heartbeat)
 
     # ------------------------------------------------------------------ answering

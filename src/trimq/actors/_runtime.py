@@ -210,15 +210,20 @@ class NodeRuntime:
         wanted = on.name if isinstance(on, NodeRef) else on
         if wanted == self.name:
             return self.name
-        peers = self.peers
-        names = [peer.name for peer in peers]
+        # Only nodes trusted to host ours (the ``host`` right): a peer's own
+        # claims (its name, its tags) never make it a target otherwise.
+        hosts = [] if self.cluster is None else self.cluster.hosts
+        names = [peer.name for peer in hosts]
         if wanted in names:
             return wanted
-        matching = names if wanted == "*" else [p.name for p in peers if wanted in p.tags]
+        matching = names if wanted == "*" else [p.name for p in hosts if wanted in p.tags]
         if not matching:
+            others = sorted({p.name for p in self.peers} - set(names))
+            untrusted = f"; not trusted to host: {', '.join(others)}" if others else ""
             raise ActorNotFoundError(
-                f"no connected node is named or tagged {wanted!r} "
-                f"(connected: {', '.join(names) or 'none'})"
+                f"no connected node trusted to host actors is named or tagged {wanted!r} "
+                f"(trusted: {', '.join(names) or 'none'}{untrusted}; give a node the "
+                "'host' right in allow=, or connect to it with key=)"
             )
         self._placed += 1
         return matching[self._placed % len(matching)]

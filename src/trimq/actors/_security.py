@@ -45,7 +45,11 @@ EVENTS_ZAP_DOMAIN = "trimq.events"
 #:   ``spawn`` needs ``code`` too).
 #: * ``publish``: have its events delivered to this node's subscribers.
 #: * ``subscribe``: receive this node's events.
-RIGHTS = frozenset({"ask", "code", "spawn", "publish", "subscribe"})
+#: * ``host``: be a target of this node's placement (``spawn(on=...)`` by
+#:   name, tag or ``"*"``): it then receives the classes and arguments of
+#:   the actors placed there. A node we connect to with ``key=`` has it; the
+#:   tags a peer claims never make it a target without it.
+RIGHTS = frozenset({"ask", "code", "spawn", "publish", "subscribe", "host"})
 
 
 @attrs.frozen

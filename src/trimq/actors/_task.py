@@ -12,6 +12,7 @@ comments say where.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import logging
@@ -235,6 +236,8 @@ def handle_now(cell: Cell, call: Call) -> bool:
     try:
         result = getattr(cell.actor, call.method)(*call.args, **call.kwargs)
     except Exception as exc:
+        if exc.__class__ is TypeError and _refuse_unbound(cell, call, exc):
+            return True  # the caller's mistake: the actor goes on
         if reply is not None:
             exc.add_note(f"raised by actor {cell.ref.name!r} handling {call.method}()")
             reply.fail(exc)
@@ -272,6 +275,8 @@ async def handle(cell: Cell, call: Call) -> None:
             if result is not None and inspect.isawaitable(result):
                 await result
         except Exception as exc:
+            if exc.__class__ is TypeError and _refuse_unbound(cell, call, exc):
+                return  # the caller's mistake: the actor goes on
             raise Crashed from exc
         return
     if reply.abandoned:
@@ -295,9 +300,51 @@ async def handle(cell: Cell, call: Call) -> None:
                 cell.reply = None
                 return
     except Exception as exc:
+        if exc.__class__ is TypeError and _refuse_unbound(cell, call, exc):
+            cell.reply = None
+            return  # the caller's mistake: the actor goes on
         exc.add_note(f"raised by actor {cell.ref.name!r} handling {call.method}()")
         reply.fail(exc)
         raise Crashed from exc
     # Killed mid-handler, the reply stays in cell.reply for _fail_current.
     cell.reply = None
     reply.succeed(result)
+
+
+def _refuse_unbound(cell: Cell, call: Call, exc: TypeError) -> bool:
+    """Whether ``exc`` says ``call``'s arguments do not bind to its handler's
+    signature (the caller's mistake, not the actor's): if so, the asker gets
+    a TypeError that says so, or a tell is logged and dropped.
+
+    Only a TypeError raised before any Python frame ran under the caller (its
+    traceback has no frame past the caller's: the handler's never began) can
+    be one; the signature confirms it. A TypeError from the handler's body,
+    a coroutine's or a wrapper's, is a crash as any error is. This runs only
+    when a handler raised TypeError, so the hot path never asks for a signature.
+    """
+    tb = exc.__traceback__
+    if tb is None or tb.tb_next is not None or call.__class__ is Resume:
+        return False
+    handler = getattr(cell.actor, call.method, None)
+    if handler is None:
+        return False
+    try:
+        signature = inspect.signature(handler)
+    except (TypeError, ValueError):  # no signature to tell
+        return False
+    try:
+        signature.bind(*call.args, **call.kwargs)
+    except TypeError:
+        pass
+    else:
+        return False  # they bind: the TypeError came from somewhere else
+    with contextlib.suppress(Exception):  # annotations as written, not as strings
+        signature = inspect.signature(handler, eval_str=True)
+    where = f"{type(cell.actor).__name__}.{call.method}() of actor {cell.ref.name!r}"
+    message = f"{where}: the arguments do not match its signature {call.method}{signature}: {exc}"
+    reply = call.reply
+    if reply is None:
+        log.warning("dropped a tell to %s", message)
+    else:
+        reply.fail(TypeError(message))
+    return True
