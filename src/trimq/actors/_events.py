@@ -53,6 +53,7 @@ def _reach(announced: str, link_endpoint: str, peer: Peer | None) -> str:
     # host we reached it at (a PUB bound to 0.0.0.0 is not an address).
     ep = parse_endpoint(announced, for_bind=True)
     if ep.transport != "tcp":
+        parse_endpoint(announced)  # the connect parser refuses what we cannot reach
         return announced
     host = ""
     if link_endpoint:
@@ -60,7 +61,9 @@ def _reach(announced: str, link_endpoint: str, peer: Peer | None) -> str:
     elif peer is not None and peer.address:
         host = address_host(peer.address)
     host = host or ep.host
-    return f"tcp://[{host}]:{ep.port}" if ":" in host else f"tcp://{host}:{ep.port}"
+    endpoint = f"tcp://[{host}]:{ep.port}" if ":" in host else f"tcp://{host}:{ep.port}"
+    parse_endpoint(endpoint)  # the connect parser: no wildcard, a real port
+    return endpoint
 
 
 class EventBridge:
@@ -213,7 +216,16 @@ class EventBridge:
         return None if known is None else known[0]
 
     async def _serve(self, sub: Socket, endpoint: str, node: str) -> None:
-        await sub.connect(endpoint)
+        try:
+            await sub.connect(endpoint)
+        except Exception as exc:  # what a peer announced: never out of a node task
+            log.warning(
+                "node %r announced an events endpoint %r we cannot reach: %r", node, endpoint, exc
+            )
+            sub.close_nowait()
+            if self._subs.get(node, (None,))[0] == endpoint:
+                del self._subs[node]
+            return
         while True:
             try:
                 message = await sub.recv_message()

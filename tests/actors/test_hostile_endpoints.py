@@ -1,0 +1,61 @@
+"""Endpoints a peer announces are checked before a node connects to them:
+a bad one costs the peer its events, never a node task."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import trio
+import zmq
+
+from trimq import actors
+from trimq.actors import _wire as wire
+
+from .conftest import current
+
+TIMEOUT = 10
+
+
+class Echo(actors.Actor):
+    def echo(self, value: Any) -> Any:
+        return value
+
+
+@pytest.mark.parametrize(
+    "announced",
+    [
+        "tcp://127.0.0.1:0",  # a wildcard port: nothing to connect to
+        "tcp://127.0.0.1:*",
+        "tcp://127.0.0.1:99999",
+        "ipc://",
+        "nonsense",
+        "tcp://[::1",
+    ],
+)
+async def test_a_bad_events_endpoint_in_hello_is_refused_and_the_node_goes_on(
+    announced: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with (
+        actors.open_node("a", listen="tcp://127.0.0.1:*", insecure=True) as a,
+        actors.open_node("b", insecure=True) as b,
+    ):
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        try:
+            raw = ctx.socket(zmq.DEALER)
+            raw.linger = 0
+            raw.rcvtimeo = TIMEOUT * 1000  # a guard only
+            raw.connect(a.endpoints[0])
+            hello = {"name": "raw", "tags": [], "events": [announced], "topics": []}
+            raw.send_multipart(wire.encode_envelope(wire.HELLO, hello))
+            # The WELCOME comes after a handled the HELLO, endpoint and all.
+            welcome = await trio.to_thread.run_sync(raw.recv_multipart)
+            assert welcome[0].startswith(wire.WELCOME)
+            await b.connect(a.endpoints[0])
+            ref = await a.spawn(Echo)
+            with trio.fail_after(TIMEOUT), current(b):
+                assert await ref.ask("echo", [1]) == [1]
+        finally:
+            ctx.destroy(linger=0)
+        assert "raw" in [p.name for p in a.peers]
+        assert "events endpoint" in caplog.text
