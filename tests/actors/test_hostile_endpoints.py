@@ -12,7 +12,7 @@ import zmq
 from trimq import actors
 from trimq.actors import _wire as wire
 
-from .conftest import current
+from .conftest import current, runtime_of
 
 TIMEOUT = 10
 
@@ -59,3 +59,37 @@ async def test_a_bad_events_endpoint_in_hello_is_refused_and_the_node_goes_on(
             ctx.destroy(linger=0)
         assert "raw" in [p.name for p in a.peers]
         assert "events endpoint" in caplog.text
+
+
+async def test_a_peers_entries_go_with_its_connection() -> None:
+    """Fifty peers connect, name themselves, and close: once lost and silent
+    for twice the timeout they are forgotten, links, names and events SUBs."""
+    async with actors.open_node(
+        "a", listen="tcp://127.0.0.1:*", insecure=True, heartbeat=0.1, timeout=0.5
+    ) as a:
+        await a.spawn(Echo)  # a's events PUB listens: each raw peer's HELLO announces one
+        links = runtime_of(a).cluster._links  # type: ignore[union-attr]
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        try:
+            for i in range(50):
+                raw = ctx.socket(zmq.DEALER)
+                raw.linger = 0
+                raw.rcvtimeo = TIMEOUT * 1000  # a guard only
+                raw.connect(a.endpoints[0])
+                hello = {"name": f"r{i}", "tags": [], "events": [a.endpoints[0]], "topics": []}
+                raw.send_multipart(wire.encode_envelope(wire.HELLO, hello))
+                assert (await trio.to_thread.run_sync(raw.recv_multipart))[0].startswith(
+                    wire.WELCOME
+                )
+                raw.close()
+        finally:
+            ctx.destroy(linger=0)
+        assert len(links._inbound) == 50
+        assert len(runtime_of(a).cluster.events._subs) == 50  # type: ignore[union-attr]
+        with trio.fail_after(TIMEOUT):
+            while a.peers:
+                await a.membership_changed()  # each is lost after the timeout
+        links._forget(trio.current_time() + 2 * 0.5 + 1)  # as the heartbeat does, later
+        assert links._inbound == {}
+        assert links._named == {}
+        assert runtime_of(a).cluster.events._subs == {}  # type: ignore[union-attr]

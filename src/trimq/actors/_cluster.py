@@ -271,6 +271,10 @@ class Cluster:
         self.children.lost(link)
         self._local.node_lost(link.name, why)
 
+    def forgot(self, link: Link) -> None:
+        """A long-lost peer is forgotten: its events SUB goes too."""
+        self.events.forget(link.name)
+
     def _deny(self, link: Link, env: wire.Envelope, peer: Peer | None, right: str) -> None:
         what = env.kind.decode()
         log.warning(

@@ -210,6 +210,12 @@ class EventBridge:
         self._subs[link.name] = (endpoint, sub)
         self._nursery.start_soon(self._serve, sub, endpoint, link.name)
 
+    def forget(self, node: str) -> None:
+        """Close the SUB to ``node``'s events (it is forgotten)."""
+        known = self._subs.pop(node, None)
+        if known is not None:
+            known[1].close_nowait()
+
     def subscription(self, node: str) -> str | None:
         """The events endpoint of ``node`` our SUB connects to, if any."""
         known = self._subs.get(node)

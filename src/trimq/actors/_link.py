@@ -133,6 +133,10 @@ class LinkOwner(Protocol):
     def lost(self, link: Link, why: str) -> None:
         """``link``'s node was lost or left (``link.alive`` is False now)."""
 
+    def forgot(self, link: Link) -> None:
+        """``link`` (lost long ago, its connection gone) is forgotten: drop
+        what is kept for it."""
+
 
 class Links:
     """This node's links to the others, and the sockets they run on."""
@@ -552,6 +556,7 @@ class Links:
                 del self._inbound[identity]
                 if self._named.get(link.name) is link:
                     del self._named[link.name]
+                    self._owner.forgot(link)
 
     def _all(self) -> list[Link]:
         links = {id(link): link for link in self._outbound}
