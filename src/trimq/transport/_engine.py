@@ -395,7 +395,14 @@ class Engine:
             return
         if self.dupfd < 0:
             # trio lets one task at a time wait on a descriptor; the reader has fd.
-            self.dupfd = os.dup(self.fd)
+            try:
+                self.dupfd = os.dup(self.fd)
+            except OSError:
+                # Out of descriptors (EMFILE, ENFILE): the shortcut is only an
+                # optimisation, so wait for the reader task to wake us instead,
+                # and try the dup again next time.
+                await waiters.wait()
+                return
         waiters.add_waker(self._interrupt_input_wait)
         self.input_waiting = True
         readable = False
