@@ -6,10 +6,12 @@ from typing import Any
 
 import pytest
 import trio
+import zmq
+import zmq.utils.monitor
 
 import trimq
 
-from ._peers import Endpoints, Peer, PeerFactory
+from ._peers import SOCKET_TIMEOUT_MS, Endpoints, Peer, PeerFactory
 
 
 async def connect(first: Peer, second: Peer, endpoints: Endpoints) -> None:
@@ -107,3 +109,49 @@ async def test_libzmq_maxmsgsize_drops_trimq_peer_sending_too_much(
         assert await pull.recv_multipart() == [b"a" * 1000]
         await push.send_multipart([b"b" * 1001])
         await push.wait_event("DISCONNECTED")
+
+
+@pytest.mark.interop
+async def test_libzmq_stops_reconnecting_to_incompatible_trimq(
+    ctx: trimq.Context, zctx: Any, endpoints: Endpoints
+) -> None:
+    """trimq sends its READY before refusing, so libzmq sees the mismatch and gives up.
+
+    A bare hang-up looks to libzmq like a lost connection (HANDSHAKE_FAILED_NO_DETAIL,
+    then CONNECT_RETRIED, forever); a READY it cannot accept is a protocol error,
+    after which libzmq does not reconnect.
+    """
+    rep = ctx.socket(trimq.SocketType.REP)
+    push = zctx.socket(zmq.PUSH)
+    push.linger = 0
+    push.reconnect_ivl = 10
+    monitor = push.get_monitor_socket(zmq.EVENT_ALL)
+    monitor.linger = 0
+    try:
+        push.connect(await rep.bind(endpoints.bind_address("tcp")))
+
+        def next_event() -> int:
+            # The timeout only guards against a hang; events drive the test.
+            assert monitor.poll(SOCKET_TIMEOUT_MS), "no libzmq monitor event in time"
+            return int(zmq.utils.monitor.recv_monitor_message(monitor)["event"])
+
+        def events_until(*wanted: int) -> list[int]:
+            seen = [next_event()]
+            while seen[-1] not in wanted:
+                seen.append(next_event())
+            return seen
+
+        with trio.fail_after(10):
+            before = await trio.to_thread.run_sync(events_until, zmq.EVENT_DISCONNECTED)
+            # Stopping the monitor ends its stream with MONITOR_STOPPED, after
+            # everything libzmq did on the disconnect (a retry is scheduled then).
+            push.disable_monitor()
+            after = await trio.to_thread.run_sync(events_until, zmq.EVENT_MONITOR_STOPPED)
+        events = before + after
+        assert events.count(zmq.EVENT_CONNECTED) == 1, events
+        assert zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL not in events, events
+        assert zmq.EVENT_CONNECT_RETRIED not in events, events
+    finally:
+        monitor.close(linger=0)
+        push.close(linger=0)
+        await rep.aclose()

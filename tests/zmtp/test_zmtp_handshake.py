@@ -84,6 +84,25 @@ def test_invalid_pairs_refused(ours: SocketType, theirs: SocketType) -> None:
     assert not a.handshake_complete
 
 
+def test_ready_queued_before_refusing_unfit_peer() -> None:
+    """Greeting and READY in one read from an unfit peer: our READY is still queued.
+
+    libzmq (4.3.5) sends its NULL READY whatever the peer's type and only then
+    refuses; a libzmq peer that reads our READY sees the mismatch as a protocol
+    error and stops reconnecting, where a bare hang-up would make it retry.
+    """
+    rep = ZmtpConnection(S.REP)
+    push = ZmtpConnection(S.PUSH)
+    assert rep.data_to_send() == encode_greeting()
+    push.receive_data(encode_greeting())
+    with pytest.raises(HandshakeError, match="REP cannot talk to PUSH"):
+        rep.receive_data(push.data_to_send())  # PUSH's greeting and READY together
+    wire = rep.data_to_send()
+    assert wire == b"\x04" + bytes([len(wire) - 2]) + b"\x05READY\x0bSocket-Type\x00\x00\x00\x03REP"
+    with pytest.raises(HandshakeError, match="PUSH cannot talk to REP"):
+        push.receive_data(wire)
+
+
 def test_greeting_layout() -> None:
     g = encode_greeting()
     assert len(g) == GREETING_SIZE == 64

@@ -7,6 +7,7 @@ syscalls and scheduling points are what make naive async ZeroMQ slow.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -119,6 +120,11 @@ class Engine:
                 # complete the handshake, deliver them, then drop the peer.
                 events = self.conn.events_before_error
                 if not any(isinstance(e, HandshakeComplete) for e in events):
+                    # Send what the connection queued before the violation (our
+                    # NULL READY, say) before hanging up, as libzmq does: a
+                    # libzmq peer that reads a READY it cannot accept treats it
+                    # as a protocol error and stops reconnecting.
+                    await self._send_before_closing()
                     raise
                 self.error = exc
             events = await self._authenticate(events)
@@ -149,10 +155,20 @@ class Engine:
             )
         except AuthenticationError:
             # Tell the peer why (ERROR with the status code), as libzmq does.
-            with trio.move_on_after(1):
-                await self.stream.send_all(self.conn.data_to_send())
+            await self._send_before_closing()
             raise
         return [*events[:-1], *more]
+
+    async def _send_before_closing(self) -> None:
+        # Best effort, bounded: a peer that does not read must not hold us up.
+        out = self.conn.data_to_send()
+        if out:
+            # A peer already gone changes nothing: the error being raised stands.
+            with (
+                trio.move_on_after(1),
+                contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError),
+            ):
+                await self.stream.send_all(out)
 
     async def run(self, pipe: Pipe, pending: list[Event]) -> None:
         """Move messages between ``pipe`` and the stream until the connection ends.

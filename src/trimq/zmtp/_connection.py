@@ -640,7 +640,13 @@ class ZmtpConnection:
     def _apply(self, step: HandshakeStep, events: list[Event]) -> None:
         properties = step.peer_properties
         if properties is not None:
-            # Refuse an unfit peer before queuing our READY to it, as libzmq does.
+            # Refuse an unfit peer as soon as its properties arrive, as libzmq
+            # does. Our NULL READY went out when the handshake started (libzmq
+            # sends it whatever the peer's type, and the transport flushes it
+            # before hanging up), so a libzmq peer sees the mismatch itself and
+            # stops reconnecting. A READY that answers the peer's (the PLAIN
+            # and CURVE servers') or waits for ZAP is not sent to an unfit
+            # peer: libzmq's servers refuse the INITIATE without replying too.
             peer_type, identity = check_peer_properties(self._socket_type, properties)
         for body in step.commands:
             self._out += encode_command_frame(body)
