@@ -34,6 +34,15 @@ class Peer:
         routing_id: The ``Identity`` the peer announced (``b""`` if none).
         socket_type: The peer's socket type.
         metadata: Every property of the peer's handshake, plus the authenticator's.
+        pid: ipc: the peer process's id, as the kernel reported it when the
+            connection was made (``SO_PEERCRED``; the listening process for
+            the side that connected; ``0`` if that process is in another pid
+            namespace). ``None`` for tcp and inproc, or where the platform
+            cannot tell.
+        uid: ipc: the peer process's effective user id, from the kernel like
+            ``pid``; unlike ``address`` the peer cannot choose it. ``None``
+            where ``pid`` is.
+        gid: ipc: the peer process's effective group id; ``None`` where ``pid`` is.
 
     .. versionadded:: 0.1
     """
@@ -46,6 +55,9 @@ class Peer:
     routing_id: bytes = b""
     socket_type: SocketType | None = None
     metadata: Mapping[str, bytes] = attrs.field(factory=dict, eq=False, hash=False)
+    pid: int | None = None
+    uid: int | None = None
+    gid: int | None = None
 
     @property
     def z85_public_key(self) -> bytes | None:

@@ -111,7 +111,7 @@ async def test_raw_libzmq_intruders_are_refused_before_any_payload_is_read(tmp_p
     a_pub, a_sec = keypair()
     ok_pub, ok_sec = keypair()
     marker = tmp_path / "pwned"
-    evil = wire.encode_envelope(wire.SPAWN, {"id": 1}, (b"c", pickle.dumps(_Touch(str(marker)))))
+    evil = wire.encode_envelope(wire.Spawn(id=1), (b"c", pickle.dumps(_Touch(str(marker)))))
     async with actors.open_node(
         "a", listen="tcp://127.0.0.1:*", keys=(a_pub, a_sec), allow=[ok_pub]
     ) as a:
@@ -288,3 +288,83 @@ def test_payloads_from_other_nodes_are_decoded_in_one_place() -> None:
                 callers.append(f"{path.relative_to(package.parent)}:{node.lineno}")
     assert len(callers) == 1
     assert callers[0].startswith("actors/_security.py:")
+
+
+def test_an_insecure_node_trusts_ipc_peers_of_its_own_user_only() -> None:
+    # On ipc anyone who can reach the socket file can connect: the kernel's
+    # word on the peer's user (SO_PEERCRED) is what an insecure node trusts.
+    insecure = NodeSecurity(insecure=True)
+    me = os.geteuid()
+    for right in ("ask", "code", "spawn"):
+        assert insecure.may(trimq.Peer("ipc", "ipc:///tmp/n.sock", uid=me), right)
+        assert not insecure.may(trimq.Peer("ipc", "ipc:///tmp/n.sock", uid=me + 1), right)
+        # A platform (or a failed getsockopt) that cannot tell: no rights.
+        assert not insecure.may(trimq.Peer("ipc", "ipc:///tmp/n.sock"), right)
+    # inproc is this process; loopback tcp cannot be bound to a user.
+    assert insecure.may(trimq.Peer("inproc"), "code")
+    assert insecure.may(trimq.Peer("tcp", "127.0.0.1:5555"), "code")
+    assert insecure.may(trimq.Peer("tcp", "[::1]:5555"), "code")
+    assert not insecure.may(trimq.Peer("tcp", "10.0.0.5:5555"), "code")
+    # A secure node goes by the CURVE key only, whoever the kernel says the peer is.
+    public, secret = keypair()
+    secure = NodeSecurity.make((public, secret), [], insecure=False)
+    assert not secure.may(trimq.Peer("ipc", "ipc:///tmp/n.sock", uid=me), "ask")
+
+
+async def test_an_insecure_node_gives_its_own_user_rights_over_ipc(tmp_path: Path) -> None:
+    # End to end: a real ipc connection carries the peer's uid into may().
+    endpoint = f"ipc://{tmp_path / 'node.sock'}"
+    with trio.fail_after(TIMEOUT):
+        async with trimq.Context() as ctx:
+            server = ctx.socket(trimq.PULL, linger=0)
+            await server.bind(endpoint)
+            client = ctx.socket(trimq.PUSH, linger=0)
+            await client.connect(endpoint)
+            await client.send(b"hello")
+            peer = (await server.recv_message()).peer
+    assert peer is not None
+    assert peer.uid == os.geteuid()
+    assert NodeSecurity(insecure=True).may(peer, "code")
+    assert not NodeSecurity(insecure=True).may(
+        trimq.Peer("ipc", peer.address, uid=0 if peer.uid else 1), "code"
+    )
+
+
+# Drop to nobody before libzmq's I/O thread exists, so that it connects as nobody.
+_CONNECT_AS_NOBODY = """
+import os, sys
+import zmq
+
+os.setgroups([])
+os.setgid(65534)
+os.setuid(65534)
+ctx = zmq.Context()
+sock = ctx.socket(zmq.PUSH)
+sock.connect(sys.argv[1])
+sock.send(b"from nobody")
+sock.close(linger=5000)
+ctx.term()
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a process as another user")
+async def test_an_insecure_node_gives_another_local_user_nothing_over_ipc() -> None:
+    # Another user who can reach the socket (here: an abstract name, which has
+    # no permissions at all) connects; the kernel says who it is.
+    import sys
+
+    from trimq.actors._security import RIGHTS
+
+    endpoint = f"ipc://@trimq-node-security-{os.getpid()}"
+    with trio.fail_after(TIMEOUT):
+        async with trimq.Context() as ctx:
+            server = ctx.socket(trimq.PULL, linger=0)
+            await server.bind(endpoint)
+            command = [sys.executable, "-c", _CONNECT_AS_NOBODY, endpoint]
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(trio.run_process, command)
+                peer = (await server.recv_message()).peer
+    assert peer is not None
+    assert peer.uid == 65534
+    insecure = NodeSecurity(insecure=True)
+    assert not any(insecure.may(peer, right) for right in RIGHTS)

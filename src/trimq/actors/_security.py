@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import logging
+import os
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
@@ -141,13 +142,25 @@ class NodeSecurity:
     def may(self, peer: Peer | None, right: str) -> bool:
         """Whether ``peer`` has ``right`` here: the one place that decides.
 
-        A secure node asks the key the CURVE handshake proved; an insecure
-        one, on loopback only, lets every local peer do everything.
+        A secure node asks the key the CURVE handshake proved. An insecure
+        one lets local peers do everything: inproc (this process); ipc peers
+        that the kernel says run as this process's effective user; and any
+        loopback tcp peer. Loopback tcp cannot be bound to a user (every local
+        user can connect to it), so on a shared machine use ipc or CURVE.
         """
         if peer is None:
             return False
         if self.insecure:
-            return peer.transport in ("inproc", "ipc") or _loopback_address(peer.address)
+            if peer.transport == "inproc":
+                return True
+            if peer.transport == "ipc":
+                # Whoever can reach the socket file can connect, so the file's
+                # permissions are not enough: trust the uid the kernel recorded
+                # for the peer (SO_PEERCRED). Without it (a platform that
+                # cannot tell, or asking failed) we cannot know it is our
+                # user, so: no rights.
+                return peer.uid is not None and peer.uid == os.geteuid()
+            return _loopback_address(peer.address)  # tcp: any local user
         if peer.mechanism != "CURVE" or peer.public_key is None:
             return False
         return right in self.rights.get(peer.public_key, frozenset())

@@ -7,7 +7,7 @@ from ._owner import PipeOwner
 from ._pipe import NO_ITEMS, MsgQueue, Pipe, Waiters, inproc_pipe_pair
 from ._security import Security
 from ._session import connect_loop, next_delay, serve_listener
-from ._streams import Listener, open_listener, open_stream, peer_ip
+from ._streams import Listener, open_listener, open_stream, peer_credentials, peer_ip
 
 __all__ = [
     "NO_ITEMS",
@@ -26,6 +26,7 @@ __all__ = [
     "open_listener",
     "open_stream",
     "parse_endpoint",
+    "peer_credentials",
     "peer_ip",
     "run_engine",
     "serve_listener",

@@ -34,7 +34,7 @@ from ..zmtp import (
 from ..zmtp import Cancel as CancelEvent
 from ._owner import PipeOwner
 from ._pipe import NOBODY, Pipe, Waiters, noop
-from ._streams import peer_ip
+from ._streams import peer_credentials, peer_ip
 
 __all__ = ["Outcome", "run_engine"]
 
@@ -98,6 +98,8 @@ class Engine:
         self.error: Exception | None = None
         # Direct writes (see flush_now) need the raw descriptor; -1 disables them.
         self.fd = stream.socket.fileno() if isinstance(stream, trio.SocketStream) else -1
+        # ipc: who the kernel says is at the other end, read once per connection.
+        self.credentials = peer_credentials(stream)
         self.pipe: Pipe | None = None
         self.writing = False  # the writer task is inside send_all
         self.flush_listed = False  # flush_now is in the owner's unflushed list
@@ -529,7 +531,7 @@ async def run_engine(
                 hs, pending = await engine.handshake()
             if hs_scope.cancelled_caught:
                 return _failed(owner, endpoint, peer, "handshake timed out", protocol=False)
-            info = _peer_info(hs, endpoint, peer)
+            info = _peer_info(hs, endpoint, peer, engine.credentials)
             if pipe is None:
                 attached = owner.new_pipe(endpoint, info)
             elif owner.pipe_reconnected(pipe, info):
@@ -592,7 +594,13 @@ def _refused(owner: PipeOwner, endpoint: str, peer: str, exc: AuthenticationErro
     return Outcome(True, False, str(exc))
 
 
-def _peer_info(hs: HandshakeComplete, endpoint: str, address: str) -> Peer:
+def _peer_info(
+    hs: HandshakeComplete,
+    endpoint: str,
+    address: str,
+    credentials: tuple[int, int, int] | None = None,
+) -> Peer:
+    pid, uid, gid = credentials if credentials is not None else (None, None, None)
     return Peer(
         transport=endpoint.partition("://")[0],
         address=address,
@@ -602,6 +610,9 @@ def _peer_info(hs: HandshakeComplete, endpoint: str, address: str) -> Peer:
         routing_id=hs.peer_identity,
         socket_type=hs.peer_socket_type,
         metadata=hs.peer_metadata,
+        pid=pid,
+        uid=uid,
+        gid=gid,
     )
 
 

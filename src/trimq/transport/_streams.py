@@ -11,12 +11,18 @@ import math
 import os
 import socket as _stdsocket
 import stat
+import struct
 
 import trio
 
 from ._endpoint import Endpoint
 
-__all__ = ["Listener", "open_listener", "open_stream"]
+__all__ = ["Listener", "open_listener", "open_stream", "peer_credentials"]
+
+# Linux's struct ucred: pid_t (signed), uid_t and gid_t (unsigned), native ints.
+_UCRED = struct.Struct("iII")
+_NO_ID = 0xFFFFFFFF  # (uid_t)-1: the kernel recorded no credentials for the peer
+_SO_PEERCRED: int | None = getattr(_stdsocket, "SO_PEERCRED", None)
 
 
 class Listener:
@@ -55,6 +61,27 @@ def peer_ip(stream: trio.abc.Stream) -> str:
     except OSError:
         return ""
     return str(name[0]) if isinstance(name, tuple) else ""
+
+
+def peer_credentials(stream: trio.abc.Stream) -> tuple[int, int, int] | None:
+    """The (pid, uid, gid) the kernel recorded for the other end of an ipc
+    connection: the connecting process on an accepted stream, the listening
+    one on a connected stream. ``None`` for anything but a unix stream socket,
+    where the platform has no ``SO_PEERCRED``, or if asking fails; never raises.
+    """
+    if _SO_PEERCRED is None or not isinstance(stream, trio.SocketStream):
+        return None
+    sock = stream.socket
+    if sock.family != _stdsocket.AF_UNIX:
+        return None
+    try:
+        raw = sock.getsockopt(_stdsocket.SOL_SOCKET, _SO_PEERCRED, _UCRED.size)
+        pid, uid, gid = _UCRED.unpack(raw)
+    except (OSError, struct.error):
+        return None
+    if uid == _NO_ID:
+        return None
+    return int(pid), int(uid), int(gid)
 
 
 def _peer_name(stream: trio.SocketStream) -> str:
