@@ -46,8 +46,8 @@ async def test_a_bad_events_endpoint_in_hello_is_refused_and_the_node_goes_on(
             raw.linger = 0
             raw.rcvtimeo = TIMEOUT * 1000  # a guard only
             raw.connect(a.endpoints[0])
-            hello = {"name": "raw", "tags": [], "events": [announced], "topics": []}
-            raw.send_multipart(wire.encode_envelope(wire.HELLO, hello))
+            hello = wire.Hello(name="raw", events=[announced])
+            raw.send_multipart(wire.encode_envelope(hello))
             # The WELCOME comes after a handled the HELLO, endpoint and all.
             welcome = await trio.to_thread.run_sync(raw.recv_multipart)
             assert welcome[0].startswith(wire.WELCOME)
@@ -76,8 +76,8 @@ async def test_a_peers_entries_go_with_its_connection() -> None:
                 raw.linger = 0
                 raw.rcvtimeo = TIMEOUT * 1000  # a guard only
                 raw.connect(a.endpoints[0])
-                hello = {"name": f"r{i}", "tags": [], "events": [a.endpoints[0]], "topics": []}
-                raw.send_multipart(wire.encode_envelope(wire.HELLO, hello))
+                hello = wire.Hello(name=f"r{i}", events=[a.endpoints[0]])
+                raw.send_multipart(wire.encode_envelope(hello))
                 assert (await trio.to_thread.run_sync(raw.recv_multipart))[0].startswith(
                     wire.WELCOME
                 )

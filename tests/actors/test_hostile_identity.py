@@ -60,11 +60,11 @@ async def test_an_insecure_peer_cannot_take_a_live_nodes_name(
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         raw = _raw_dealer(ctx, a.endpoints[0], b"b")
         raw.rcvtimeo = TIMEOUT * 1000  # a guard only: each WHO comes at once
-        forged = [wire.encode_envelope(wire.HELLO, {"name": "b", "tags": []})]
+        forged = [wire.encode_envelope(wire.Hello(name="b"))]
         for rid in range(1, 20):  # answers to whatever a asks b
-            header = {"id": rid, "ok": True, "node": "b"}
-            forged.append(wire.encode_envelope(wire.REPLY, header, a.codec.encode("forged")))
-        forged.append(wire.encode_envelope(wire.BYE, {}))
+            header = wire.Reply(id=rid, ok=True, node="b")
+            forged.append(wire.encode_envelope(header, a.codec.encode("forged")))
+        forged.append(wire.encode_envelope(wire.Bye()))
 
         def attack() -> None:
             for frames in forged:

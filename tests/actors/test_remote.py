@@ -432,7 +432,7 @@ async def test_a_node_that_only_connects_sends_its_events_over_its_links(
     on_event = EventBridge.on_event  # the EVENT handler, as each node's cluster takes it
 
     async def spy(bridge: EventBridge, link: Any, env: wire.Envelope, peer: Any) -> None:
-        arrived.append(env.get("topic", str, "?"))
+        arrived.append(env.head(wire.Event).topic)
         await on_event(bridge, link, env, peer)
 
     monkeypatch.setattr(EventBridge, "on_event", spy)
@@ -574,25 +574,25 @@ async def test_a_spawn_of_a_class_the_node_cannot_import_says_so_in_a_flag() -> 
             raw.linger = 0
             raw.routing_id = b"raw"
             raw.connect(a.endpoints[0])
-            raw.send_multipart(wire.encode_envelope(wire.HELLO, {"name": "raw", "tags": []}))
+            raw.send_multipart(wire.encode_envelope(wire.Hello(name="raw")))
 
-            async def reply_to(rid: int, payload: bytes) -> wire.Envelope:
-                raw.send_multipart(wire.encode_envelope(wire.SPAWN, {"id": rid}, (b"c", payload)))
+            async def reply_to(rid: int, payload: bytes) -> wire.Reply:
+                raw.send_multipart(wire.encode_envelope(wire.Spawn(id=rid), (b"c", payload)))
                 while True:
                     with trio.fail_after(TIMEOUT):
                         frames = await trio.to_thread.run_sync(raw.recv_multipart)
                     env = wire.decode_envelope(frames)
-                    if env.kind == wire.REPLY and env.get("id", int) == rid:
-                        return env
+                    if env.kind == wire.REPLY and env.head(wire.Reply).id == rid:
+                        return env.head(wire.Reply)
 
             missing = await reply_to(1, _by_reference("trimq_no_such_module", "Gone"))
-            assert missing.get("ok", bool) is False
-            assert missing.get("missing_module", bool) is True
-            assert "No module named 'trimq_no_such_module'" in missing.get("message", str, "")
+            assert missing.ok is False
+            assert missing.missing_module is True
+            assert "No module named 'trimq_no_such_module'" in missing.message
             absent = await reply_to(2, _by_reference("trimq", "NoSuchActor"))
-            assert absent.get("missing_module", bool) is True
+            assert absent.missing_module is True
             other = await reply_to(3, pickle.dumps(("not", "a spawn")))
-            assert other.get("ok", bool) is False
-            assert other.get("missing_module", bool, False) is False
+            assert other.ok is False
+            assert other.missing_module is False
         finally:
             ctx.destroy(linger=0)

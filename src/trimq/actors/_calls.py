@@ -18,6 +18,7 @@ import itertools
 import traceback
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import trio
 
 from .._errors import RemoteProtocolError
@@ -34,8 +35,6 @@ if TYPE_CHECKING:
     from ._turns import ReadTurns
 
 __all__ = ["Calls", "Pending"]
-
-_EXIT_KINDS = ("stopped", "crashed", "killed", "not running")
 
 
 class Pending:
@@ -79,8 +78,7 @@ class Calls:
     async def request(
         self,
         node: str,
-        kind: bytes,
-        header: dict[str, Any],
+        header: wire.Request,
         payload: tuple[bytes, bytes] | None,
         timeout: float | None,
     ) -> tuple[wire.Envelope, Peer | None]:
@@ -99,11 +97,12 @@ class Calls:
         pending = self._pending[rid] = Pending(node, link)
         try:
             with trio.fail_after(timeout) if timeout is not None else contextlib.nullcontext():
-                if not links.send(link, kind, {**header, "id": rid}, payload, flush=True):
+                request = msgspec.structs.replace(header, id=rid)
+                if not links.send(link, request, payload, flush=True):
                     raise ActorStoppedError(f"node {node!r} is not reachable now")
                 await self._await_reply(link, pending)
         except BaseException:
-            links.send(link, wire.CANCEL, {"id": rid})  # best effort
+            links.send(link, wire.Cancel(id=rid))  # best effort
             raise
         finally:
             del self._pending[rid]
@@ -159,7 +158,7 @@ class Calls:
 
         ``reader``: the asker reading ``link`` read it (see ``_turns``).
         """
-        pending = self._pending.get(env.get("id", int, 0))
+        pending = self._pending.get(env.head(wire.Reply).id)
         if pending is None or pending.link is not link:
             return  # late (the asker gave up), or not that connection's to answer
         pending.envelope, pending.peer = env, peer
@@ -174,7 +173,7 @@ class Calls:
         Raises:
             Exception: The remote error, as itself or as an :class:`ActorError`.
         """
-        if env.get("ok", bool, False):
+        if env.head(wire.Reply).ok:
             return self.payload(env, peer) if env.tag is not None else None
         value = None
         if env.tag is not None:
@@ -231,60 +230,75 @@ class Calls:
     def reply(
         self,
         link: Link,
-        rid: int,
+        rid: int | None,
         result: Any = None,
         error: BaseException | None = None,
         *,
-        header: dict[str, Any] | None = None,
+        found: bool = False,
+        name: str = "",
+        missing_module: bool = False,
     ) -> None:
         """Send the REPLY to request ``rid``: ``result``, or ``error`` boxed;
-        ``header``: more fields for the asker (flags it acts on)."""
-        fields: dict[str, Any] = {"id": rid, "ok": error is None, "node": self._name}
-        if header:
-            fields.update(header)
+        ``found``, ``name``, ``missing_module``: what a LOOKUP or SPAWN answers.
+        A request without an id (a peer's mistake) gets no reply."""
+        if rid is None:
+            return
         if error is None:
             try:
                 payload = None if result is None else self._codec.encode(result)
             except CodecError as exc:
                 self.reply(link, rid, error=exc)  # the asker learns why
                 return
-            self._links.send_surely(link, wire.encode_envelope(wire.REPLY, fields, payload))
+            header = wire.Reply(
+                id=rid,
+                ok=True,
+                node=self._name,
+                found=found,
+                name=name,
+                missing_module=missing_module,
+            )
+            self._links.send_surely(link, wire.encode_envelope(header, payload))
             return
-        fields["type"] = f"{type(error).__module__}.{type(error).__qualname__}"
-        fields["message"] = str(error)
-        fields["tb"] = "".join(traceback.format_exception(error))
+        header = wire.Reply(
+            id=rid,
+            ok=False,
+            node=self._name,
+            type=wire.cut(f"{type(error).__module__}.{type(error).__qualname__}", wire.MAX_NAME),
+            message=wire.cut(str(error)),
+            tb=wire.cut("".join(traceback.format_exception(error))),
+            missing_module=missing_module,
+        )
         try:
             payload = self._codec.encode(error)
         except CodecError:
             payload = None  # the asker gets an ActorError with the type and traceback
-        self._links.send_surely(link, wire.encode_envelope(wire.REPLY, fields, payload))
+        self._links.send_surely(link, wire.encode_envelope(header, payload))
 
     # ------------------------------------------------------------------ exit reasons
 
-    def box_reason(self, reason: ExitReason) -> tuple[dict[str, Any], tuple[bytes, bytes] | None]:
-        """What a DOWN or CHILD_EXIT carries: the kind, and the error as an
-        object if it can travel, as text anyway (see :meth:`unbox_reason`)."""
-        header: dict[str, Any] = {"kind": reason.kind}
+    def box_reason(self, reason: ExitReason) -> tuple[str, tuple[bytes, bytes] | None]:
+        """What a DOWN or CHILD_EXIT carries besides the reason's kind: the
+        error as text, and as an object if it can travel (see :meth:`unbox_reason`)."""
+        if reason.error is None:
+            return "", None
+        text = wire.cut(f"{type(reason.error).__name__}: {reason.error}")
         payload = None
-        if reason.error is not None:
-            header["error"] = f"{type(reason.error).__name__}: {reason.error}"
-            with contextlib.suppress(CodecError):
-                payload = self._codec.encode(reason.error)
-        return header, payload
+        with contextlib.suppress(CodecError):
+            payload = self._codec.encode(reason.error)
+        return text, payload
 
-    def unbox_reason(self, env: wire.Envelope, peer: Peer | None) -> ExitReason | None:
-        """The ExitReason a DOWN or CHILD_EXIT carries (None: not a valid one)."""
-        kind = env.get("kind", str, "")
-        if kind not in _EXIT_KINDS:
-            return None
+    def unbox_reason(self, env: wire.Envelope, peer: Peer | None) -> ExitReason:
+        """The ExitReason a DOWN or CHILD_EXIT carries."""
+        header = env.header
+        assert isinstance(header, wire.Down | wire.ChildExit)
         error: BaseException | None = None
         if env.tag is not None:
             with contextlib.suppress(CodecError):
                 decoded = self.payload(env, peer)
                 error = decoded if isinstance(decoded, BaseException) else None
-        if error is None and kind == "crashed":
-            error = ActorError(env.get("error", str, "crashed"))
-        return ExitReason(kind, error)
+        if error is None and header.kind == "crashed":
+            error = ActorError(header.error or "crashed")
+        return ExitReason(header.kind, error)
 
     # ------------------------------------------------------------------ loss
 
@@ -300,13 +314,13 @@ class Calls:
 
 
 def _error(env: wire.Envelope, value: object) -> BaseException:
-    remote_tb = env.get("tb", str, "")
+    header = env.head(wire.Reply)
     if isinstance(value, BaseException):
-        if remote_tb:
-            value.add_note(f"remote traceback (node {env.get('node', str, '?')}):\n{remote_tb}")
+        if header.tb:
+            value.add_note(f"remote traceback (node {header.node or '?'}):\n{header.tb}")
         return value
     return ActorError(
-        env.get("message", str, "the remote handler failed"),
-        type_name=env.get("type", str, ""),
-        traceback_text=remote_tb,
+        header.message or "the remote handler failed",
+        type_name=header.type,
+        traceback_text=header.tb,
     )

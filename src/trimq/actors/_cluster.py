@@ -152,7 +152,7 @@ class Cluster:
         """
         link = self._links.get(ref.node)
         payload = self._codec.encode((args, kwargs))
-        frames = wire.encode_envelope(wire.CALL, {"actor": ref.name, "method": method}, payload)
+        frames = wire.encode_envelope(wire.Call(actor=ref.name, method=method), payload)
         # As a socket send: a cancellation check each time, a schedule point
         # every TELLS_PER_YIELD tells (so that tells batch into few writes), and a
         # wait for room when the link's queue is full (backpressure), bounded
@@ -196,7 +196,7 @@ class Cluster:
         payload = self._codec.encode((args, kwargs))
         try:
             env, peer = await self._calls.request(
-                ref.node, wire.CALL, {"actor": ref.name, "method": method}, payload, timeout
+                ref.node, wire.Call(actor=ref.name, method=method), payload, timeout
             )
         except trio.TooSlowError:
             raise TimeoutError(
@@ -212,7 +212,7 @@ class Cluster:
             ActorNotFoundError: No such actor, or its node is not reachable.
         """
         env, peer = await self._calls.request(
-            ref.node, wire.STOP, {"actor": ref.name, "kill": kill}, None, None
+            ref.node, wire.Stop(actor=ref.name, kill=kill), None, None
         )
         self._calls.outcome(env, peer)
 
@@ -221,11 +221,11 @@ class Cluster:
         for link in list(self._links.alive()):
             try:
                 env, _ = await self._calls.request(
-                    link.name, wire.LOOKUP, {"name": name}, None, self._timeout
+                    link.name, wire.Lookup(name=name), None, self._timeout
                 )
             except (ActorNotFoundError, ActorStoppedError, trio.TooSlowError):
                 continue
-            if env.get("found", bool, False):
+            if env.head(wire.Reply).found:
                 return ActorRef(link.name, name)
         return None
 
@@ -285,7 +285,7 @@ class Cluster:
             who(peer),
             right,
         )
-        rid = env.get("id", int)
+        rid = env.header.id if isinstance(env.header, wire.Request) else None
         if rid is not None:
             error = PermissionError(
                 f"node {self._local.name!r} does not let node {link.name!r} {what} "
@@ -296,8 +296,8 @@ class Cluster:
     # ------------------------------------------------------------------ handlers
 
     async def _on_call(self, link: Link, env: wire.Envelope, peer: Peer | None) -> None:
-        rid = env.get("id", int)
-        actor, method = env.get("actor", str, ""), env.get("method", str, "")
+        header = env.head(wire.Call)
+        rid, actor, method = header.id, header.actor, header.method
         try:
             args, kwargs = self._calls.arguments(env, peer)
             reply = await self._local.accept(actor, method, args, kwargs, ask=rid is not None)
@@ -311,13 +311,14 @@ class Cluster:
             else:
                 self._calls.reply(link, rid, error=exc)
             return
+        assert rid is not None  # accept() answers a tell with None
         if reply.done.is_set():  # handled already, in this task
             self._calls.reply(link, rid, reply.value, reply.error)
             return
         self._calls.serve(link, rid, reply)
 
     async def _on_cancel(self, link: Link, env: wire.Envelope, peer: Peer | None) -> None:
-        self._calls.cancel(link, env.get("id", int, 0))
+        self._calls.cancel(link, env.head(wire.Cancel).id)
 
     async def _on_reply(self, link: Link, env: wire.Envelope, peer: Peer | None) -> None:
         self._calls.settle(link, env, peer)
@@ -326,19 +327,17 @@ class Cluster:
         self._nursery.start_soon(self._stop_here, link, env)
 
     async def _stop_here(self, link: Link, env: wire.Envelope) -> None:
-        rid = env.get("id", int, 0)
+        header = env.head(wire.Stop)
         try:
-            actor, kill = env.get("actor", str, ""), env.get("kill", bool, False)
-            await self._local.stop_here(actor, kill=kill)
+            await self._local.stop_here(header.actor, kill=header.kill)
         except Exception as exc:
-            self._calls.reply(link, rid, error=exc)
+            self._calls.reply(link, header.id, error=exc)
             return
-        self._calls.reply(link, rid)
+        self._calls.reply(link, header.id)
 
     async def _on_lookup(self, link: Link, env: wire.Envelope, peer: Peer | None) -> None:
-        found = self._local.hosts(env.get("name", str, ""))
-        header = {"id": env.get("id", int, 0), "ok": True, "found": found}
-        self._links.send(link, wire.REPLY, header)
+        header = env.head(wire.Lookup)
+        self._calls.reply(link, header.id, found=self._local.hosts(header.name))
 
     async def _on_ping(self, link: Link, env: wire.Envelope, peer: Peer | None) -> None:
         return  # receive() already noted that the peer is alive

@@ -127,10 +127,24 @@ class EventBridge:
         if links:
             payload = self._codec.encode(event)
             for link in links:
-                self._links.send(link, wire.EVENT, {"topic": topic}, payload)
+                self._links.send(link, wire.Event(topic=topic), payload)
 
     def subscribe(self, prefix: str) -> None:
-        """Receive ``prefix`` events from every peer node."""
+        """Receive ``prefix`` events from every peer node.
+
+        Raises:
+            ValueError: The node's actors subscribe to :data:`~._wire.MAX_TOPICS`
+                prefixes already (what a peer accepts from one node), or
+                ``prefix`` is longer than :data:`~._wire.MAX_NAME`.
+        """
+        if prefix not in self._prefixes:
+            if len(self._prefixes) >= wire.MAX_TOPICS:
+                raise ValueError(
+                    f"this node's actors subscribe to {wire.MAX_TOPICS} topic prefixes "
+                    "already, the most its peers accept: subscribe to shorter, wider prefixes"
+                )
+            if len(prefix) > wire.MAX_NAME:
+                raise ValueError(f"a topic prefix is at most {wire.MAX_NAME} characters")
         self._prefixes.add(prefix)
         for _, sub in self._subs.values():
             sub.subscribe(prefix.encode())
@@ -148,19 +162,21 @@ class EventBridge:
         # For peers that send us their events as EVENT messages.
         topics = sorted(self._prefixes)
         for link in list(self._links.alive()):
-            self._links.send(link, wire.TOPICS, {"topics": topics})
+            self._links.send(link, wire.TopicsChanged(topics=topics))
 
     # ------------------------------------------------------------------ receiving
 
     def greeted(self, link: Link, env: wire.Envelope, peer: Peer | None) -> None:
         """A peer's HELLO or WELCOME: what it subscribes to, where its events are."""
         self.learn_topics(link, env, peer)
-        self._peer_known(link, env.get("events", list, []), peer)
+        self._peer_known(link, env.head(wire.Hello).events, peer)
 
     def learn_topics(self, link: Link, env: wire.Envelope, peer: Peer | None) -> None:
         """The prefixes ``link``'s node subscribes to (a HELLO, WELCOME or TOPICS)."""
         if self._links.security.may(peer, "subscribe"):
-            link.topics = frozenset(t for t in env.get("topics", list, []) if isinstance(t, str))
+            header = env.header
+            assert isinstance(header, wire.Hello | wire.TopicsChanged)
+            link.topics = frozenset(header.topics)
 
     async def on_topics(self, link: Link, env: wire.Envelope, peer: Peer | None) -> None:
         """TOPICS: what ``link``'s node subscribes to now."""
@@ -168,7 +184,7 @@ class EventBridge:
 
     async def on_event(self, link: Link, env: wire.Envelope, peer: Peer | None) -> None:
         """An EVENT from a node that has no PUB: to local subscribers only."""
-        topic = env.get("topic", str, "")
+        topic = env.head(wire.Event).topic
         if env.tag is None or not any(topic.startswith(p) for p in self._prefixes):
             return
         try:

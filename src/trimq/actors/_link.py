@@ -261,7 +261,7 @@ class Links:
             async def join() -> None:
                 # immediate=True: this waits for the connection (later HELLOs,
                 # from the heartbeat, are dropped while there is none).
-                await dealer.send_multipart(wire.encode_envelope(wire.HELLO, self._about()))
+                await dealer.send_multipart(wire.encode_envelope(self._about(wire.Hello)))
                 await link.welcomed.wait()
                 nursery.cancel_scope.cancel()
 
@@ -379,18 +379,18 @@ class Links:
             self._owner.greeted(named, env, peer)
             self.seen(named)
             if env.kind == wire.HELLO:
-                self.send(named, wire.WELCOME, self._about())
+                self.send(named, self._about(wire.Welcome))
             named.welcomed.set()
         elif env.kind != wire.WHO:
-            self.send(link, wire.WHO, {})  # a node that forgot us, or a stranger
+            self.send(link, wire.Who())  # a node that forgot us, or a stranger
         else:
             self._hello(link)
 
     def _learn(self, link: Link, env: wire.Envelope, peer: Peer | None) -> Link | None:
         # Name ``link`` from its HELLO or WELCOME if it may have that name;
         # returns the link that now has it (None: refused).
-        name = env.get("name", str, "")
-        tags = env.get("tags", list, [])
+        header = env.head(wire.Hello)  # or Welcome, its subclass
+        name = header.name
         refused = self._refusal(link, name, peer)
         if refused:
             log.warning(
@@ -406,7 +406,7 @@ class Links:
             link = self._rebind(known, link)  # that node, on a new connection
         link.name = name
         link.key = None if peer is None else peer.public_key
-        link.tags = frozenset(t for t in tags[:64] if isinstance(t, str) and len(t) <= 256)
+        link.tags = frozenset(header.tags)
         if link.key is not None:
             self._key_of[name] = link.key
             self._name_of[link.key] = name
@@ -465,10 +465,11 @@ class Links:
         return True
 
     def _hello(self, link: Link) -> None:
-        self.send(link, wire.HELLO, self._about())
+        self.send(link, self._about(wire.Hello))
 
-    def _about(self) -> dict[str, Any]:
-        return {"name": self._local.name, "tags": sorted(self.options.tags), **self._owner.about()}
+    def _about(self, kind: type[wire.Hello]) -> wire.Hello:
+        tags = sorted(self.options.tags)
+        return kind(name=self._local.name, tags=tags, **self._owner.about())
 
     def seen(self, link: Link) -> None:
         """A message came from ``link``: its node is alive."""
@@ -485,8 +486,7 @@ class Links:
     def send(
         self,
         link: Link,
-        kind: bytes,
-        header: dict[str, Any],
+        header: wire.Header,
         payload: tuple[bytes, bytes] | None = None,
         *,
         flush: bool = False,
@@ -497,7 +497,7 @@ class Links:
         waiting on it time out or see the node lost.
         """
         try:
-            link.send(wire.encode_envelope(kind, header, payload), flush=flush)
+            link.send(wire.encode_envelope(header, payload), flush=flush)
         except (trio.WouldBlock, trio.ClosedResourceError, HostUnreachableError):
             return False
         return True
@@ -545,7 +545,7 @@ class Links:
                 if link.endpoint and not link.alive:
                     self._hello(link)  # rejoin once it answers
                 else:
-                    self.send(link, wire.PING, {})
+                    self.send(link, wire.Ping())
 
     def _forget(self, now: float) -> None:
         # A ROUTER peer silent for twice the timeout is gone with its
@@ -574,7 +574,7 @@ class Links:
         """Tell peers we are leaving (the sockets close with the node's context)."""
         for link in self._all():
             if link.alive:
-                self.send(link, wire.BYE, {})
+                self.send(link, wire.Bye())
         await trio.lowlevel.checkpoint()
 
 

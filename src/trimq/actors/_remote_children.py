@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 import cloudpickle
 import trio
 
-from .._errors import RemoteProtocolError
 from . import _wire as wire
 from ._codec import CodecError
 from ._errors import ActorNotFoundError, ActorStoppedError
@@ -37,8 +36,6 @@ if TYPE_CHECKING:
 __all__ = ["RemoteChildren"]
 
 log = logging.getLogger("trimq.actors")
-
-_VERDICTS: frozenset[str] = frozenset({"suspend", "restart", "terminate"})
 
 
 class RemoteChildren:
@@ -62,6 +59,8 @@ class RemoteChildren:
         # Children on a lost node that their supervisors replaced: ended on it
         # when it is back, in case it never noticed it was cut off.
         self._orphans: dict[str, set[ActorRef]] = {}
+        # Orphans being ended now: a spawn of the same name there waits for it.
+        self._ending: dict[ActorRef, trio.Event] = {}
 
     # ------------------------------------------------------------------ asking
 
@@ -82,16 +81,25 @@ class RemoteChildren:
             ActorNotFoundError: ``node`` is not reachable.
             Exception: Whatever the other node's spawn raised.
         """
-        header = _spawn_header(options)
-        encode = self._local.codec.encode
-        env, peer = await self._calls.request(
-            node, wire.SPAWN, header, encode((cls, args, kwargs)), None
+        if options.name is not None:
+            ending = self._ending.get(ActorRef(node, options.name))
+            if ending is not None:
+                # Else the orphan's end could reach that node after this
+                # spawn, and end the new child, which has its name.
+                await ending.wait()
+        header = wire.Spawn(
+            name=options.name,
+            mailbox_size=options.mailbox_size,
+            shutdown=float(options.shutdown),
+            supervisor=options.supervisor,  # on this node
         )
-        if env.get("missing_module", bool, False):
+        encode = self._local.codec.encode
+        env, peer = await self._calls.request(node, header, encode((cls, args, kwargs)), None)
+        if env.head(wire.Reply).missing_module:
             payload = _by_value(encode, (cls, args, kwargs), cls)
-            env, peer = await self._calls.request(node, wire.SPAWN, header, payload, None)
+            env, peer = await self._calls.request(node, header, payload, None)
         self._calls.outcome(env, peer)
-        child = ActorRef(node, env.get("name", str, ""))
+        child = ActorRef(node, env.head(wire.Reply).name)
         if options.supervisor is not None:
             supervisor = ActorRef(self._local.name, options.supervisor)
             self._children.setdefault(node, set()).add((supervisor, child))
@@ -108,7 +116,7 @@ class RemoteChildren:
             ActorNotFoundError: No such child there, or its node is not reachable.
         """
         env, peer = await self._calls.request(
-            ref.node, wire.SUPERVISE, {"actor": ref.name, "verdict": verdict}, None, None
+            ref.node, wire.Supervise(actor=ref.name, verdict=verdict), None, None
         )
         self._calls.outcome(env, peer)
         if verdict == "terminate":
@@ -122,11 +130,13 @@ class RemoteChildren:
         link = self._links.find(supervisor.node)
         if link is None or not link.alive:
             return False
-        header, payload = self._calls.box_reason(reason)
-        header.update(actor=child.name, supervisor=supervisor.name)
+        error, payload = self._calls.box_reason(reason)
+        header = wire.ChildExit(
+            actor=child.name, supervisor=supervisor.name, kind=reason.kind, error=error
+        )
         # Not dropped while that node is reachable: the child waits for its
         # verdict (and if the node is lost meanwhile, node_lost ends the child).
-        self._links.send_surely(link, wire.encode_envelope(wire.CHILD_EXIT, header, payload))
+        self._links.send_surely(link, wire.encode_envelope(header, payload))
         return True
 
     # ------------------------------------------------------------------ node loss
@@ -140,9 +150,17 @@ class RemoteChildren:
     def found(self, link: Link) -> None:
         """``link``'s node is back: end the children replaced while it was not."""
         for orphan in self._orphans.pop(link.name, set()):
-            self._nursery.start_soon(self._end_orphan, orphan)
+            if orphan not in self._ending:
+                self._ending[orphan] = trio.Event()
+                self._nursery.start_soon(self._end_orphan, orphan)
 
     async def _end_orphan(self, child: ActorRef) -> None:
+        try:
+            await self._end_orphan_once(child)
+        finally:
+            self._ending.pop(child).set()
+
+    async def _end_orphan_once(self, child: ActorRef) -> None:
         # Until its node confirms (or says it has no such child): a replaced
         # child left running there would be a duplicate.
         while True:
@@ -171,67 +189,53 @@ class RemoteChildren:
         self._nursery.start_soon(self._spawn_here, link, env, peer)
 
     async def _spawn_here(self, link: Link, env: wire.Envelope, peer: Peer | None) -> None:
-        rid = env.get("id", int, 0)
+        header = env.head(wire.Spawn)
+        rid = header.id
         try:
             cls, args, kwargs = self._calls.arguments(env, peer, with_class=True)
         except CodecError as exc:
             # A module or class this host cannot import: the reply says so in
             # a flag of its own, and the asker sends the class by value.
             missing = isinstance(exc.__cause__, ModuleNotFoundError | AttributeError)
-            self._calls.reply(link, rid, error=exc, header={"missing_module": missing})
+            self._calls.reply(link, rid, error=exc, missing_module=missing)
             return
         except Exception as exc:
             self._calls.reply(link, rid, error=exc)
             return
         options = SpawnOptions(
-            name=env.get("name", str),
-            mailbox_size=env.get("mailbox_size", int, 1000),
-            shutdown=env.get("shutdown", float, 5.0),
-            supervisor=env.get("supervisor", str),
+            name=header.name,
+            mailbox_size=header.mailbox_size,
+            shutdown=header.shutdown,
+            supervisor=header.supervisor,
         )
         try:
             ref = await self._local.spawn_here(cls, args, kwargs, options, link.name)
         except Exception as exc:
             self._calls.reply(link, rid, error=exc)
             return
-        self._links.send(link, wire.REPLY, {"id": rid, "ok": True, "name": ref.name})
+        self._calls.reply(link, rid, name=ref.name)
 
     async def on_supervise(self, link: Link, env: wire.Envelope, peer: Peer | None) -> None:
         """SUPERVISE: a verdict on a child here, in a task of its own (it waits)."""
         self._nursery.start_soon(self._supervise_here, link, env)
 
     async def _supervise_here(self, link: Link, env: wire.Envelope) -> None:
-        rid = env.get("id", int, 0)
-        verdict = env.get("verdict", str, "")
+        header = env.head(wire.Supervise)
         try:
-            if verdict not in _VERDICTS:
-                raise RemoteProtocolError(f"unknown verdict {verdict!r}")
-            await self._local.supervise_here(env.get("actor", str, ""), verdict, link.name)
+            await self._local.supervise_here(header.actor, header.verdict, link.name)
         except Exception as exc:
-            self._calls.reply(link, rid, error=exc)
+            self._calls.reply(link, header.id, error=exc)
             return
-        self._calls.reply(link, rid)
+        self._calls.reply(link, header.id)
 
     async def on_child_exit(self, link: Link, env: wire.Envelope, peer: Peer | None) -> None:
         """CHILD_EXIT: a child we placed on ``link``'s node ended."""
-        supervisor = ActorRef(self._local.name, env.get("supervisor", str, ""))
-        child = ActorRef(link.name, env.get("actor", str, ""))
+        header = env.head(wire.ChildExit)
+        supervisor = ActorRef(self._local.name, header.supervisor)
+        child = ActorRef(link.name, header.actor)
         if (supervisor, child) not in self._children.get(link.name, set()):
             return  # not a child we placed there
-        reason = self._calls.unbox_reason(env, peer)
-        if reason is not None:
-            self._local.child_exit(supervisor, child, reason)
-
-
-def _spawn_header(options: SpawnOptions) -> dict[str, Any]:
-    header: dict[str, Any] = {
-        "name": options.name,
-        "mailbox_size": options.mailbox_size,
-        "shutdown": float(options.shutdown),
-    }
-    if options.supervisor is not None:
-        header["supervisor"] = options.supervisor  # on this node
-    return header
+        self._local.child_exit(supervisor, child, self._calls.unbox_reason(env, peer))
 
 
 def _by_value(

@@ -43,25 +43,25 @@ class RemoteMonitors:
             return
         self._watching.setdefault(target.node, set()).add((watcher, target))
         # Never dropped: a lost MONITOR would leave the watcher waiting for good.
-        header = {"actor": target.name, "watcher": watcher.name}
-        self._links.send_surely(link, wire.encode_envelope(wire.MONITOR, header))
+        header = wire.Monitor(actor=target.name, watcher=watcher.name)
+        self._links.send_surely(link, wire.encode_envelope(header))
 
     def demonitor(self, watcher: ActorRef, target: ActorRef) -> None:
         """Stop watching an actor on another node."""
         self._watching.get(target.node, set()).discard((watcher, target))
         link = self._links.find(target.node)
         if link is not None and link.alive:
-            self._links.send(link, wire.DEMONITOR, {"actor": target.name, "watcher": watcher.name})
+            self._links.send(link, wire.Demonitor(actor=target.name, watcher=watcher.name))
 
     def notify_down(self, watcher: ActorRef, target: ActorRef, reason: ExitReason) -> None:
         """Tell a watcher on another node that a local actor ended."""
         link = self._links.find(watcher.node)
         if link is None or not link.alive:
             return  # that node is gone, and its watchers with it
-        header, payload = self._calls.box_reason(reason)
-        header.update(actor=target.name, watcher=watcher.name)
+        error, payload = self._calls.box_reason(reason)
+        header = wire.Down(actor=target.name, watcher=watcher.name, kind=reason.kind, error=error)
         # Never dropped while the node is reachable: the watcher waits for it.
-        self._links.send_surely(link, wire.encode_envelope(wire.DOWN, header, payload))
+        self._links.send_surely(link, wire.encode_envelope(header, payload))
 
     def lost(self, link: Link) -> None:
         """``link``'s node is gone: every actor watched there counts as ended."""
@@ -74,25 +74,24 @@ class RemoteMonitors:
         """MONITOR: a watcher on ``link``'s node wants to hear of a local actor's end."""
         if self._local.closing:
             return  # the watcher hears that this node left ("node lost"), for all
-        watcher = ActorRef(link.name, env.get("watcher", str, ""))
-        target = env.get("actor", str, "")
-        if not self._local.watch(watcher, target):
-            header = {"actor": target, "watcher": watcher.name, "kind": "not running"}
-            self._links.send(link, wire.DOWN, header)
+        header = env.head(wire.Monitor)
+        watcher = ActorRef(link.name, header.watcher)
+        if not self._local.watch(watcher, header.actor):
+            down = wire.Down(actor=header.actor, watcher=watcher.name, kind="not running")
+            self._links.send(link, down)
 
     async def on_demonitor(self, link: Link, env: wire.Envelope, peer: Peer | None) -> None:
         """DEMONITOR: undo a MONITOR."""
-        watcher = ActorRef(link.name, env.get("watcher", str, ""))
-        self._local.unwatch(watcher, env.get("actor", str, ""))
+        header = env.head(wire.Demonitor)
+        self._local.unwatch(ActorRef(link.name, header.watcher), header.actor)
 
     async def on_down(self, link: Link, env: wire.Envelope, peer: Peer | None) -> None:
         """DOWN: an actor we watch on ``link``'s node ended."""
-        watcher = ActorRef(self._local.name, env.get("watcher", str, ""))
-        target = ActorRef(link.name, env.get("actor", str, ""))
+        header = env.head(wire.Down)
+        watcher = ActorRef(self._local.name, header.watcher)
+        target = ActorRef(link.name, header.actor)
         watched = self._watching.get(link.name, set())
         if (watcher, target) not in watched:
             return  # demonitored meanwhile
         watched.discard((watcher, target))
-        reason = self._calls.unbox_reason(env, peer)
-        if reason is not None:
-            self._local.down(watcher, target, reason)
+        self._local.down(watcher, target, self._calls.unbox_reason(env, peer))
