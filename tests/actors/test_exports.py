@@ -23,6 +23,7 @@ EXPECTED = {
     "LinkedActorError",
     "Node",
     "NodeRef",
+    "PeerLimits",
     "RestartIntensityError",
     "Supervisor",
     "SupervisorReport",

@@ -25,6 +25,7 @@ PACKAGE = Path(trimq.actors.__file__).parent
 LEAVES = {"_codec", "_errors", "_exit", "_local", "_ref", "_security", "_timer", "_wire"}
 #: Talks to other nodes; imports leaves and itself only.
 NETWORK = {
+    "_flow",
     "_calls",
     "_cluster",
     "_events",

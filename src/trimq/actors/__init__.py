@@ -45,6 +45,7 @@ from ._errors import LinkedActorError as LinkedActorError
 from ._errors import RestartIntensityError as RestartIntensityError
 from ._exit import ExitReason as ExitReason
 from ._link import NodeRef as NodeRef
+from ._link import PeerLimits as PeerLimits
 from ._node import Node as Node
 from ._node import current_node as current_node
 from ._node import open_node as open_node
@@ -70,6 +71,7 @@ __all__ = [
     "LinkedActorError",
     "Node",
     "NodeRef",
+    "PeerLimits",
     "RestartIntensityError",
     "Supervisor",
     "SupervisorReport",

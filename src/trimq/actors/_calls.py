@@ -12,6 +12,7 @@ exception itself (with the remote traceback as a note) or an
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import itertools
@@ -71,6 +72,7 @@ class Calls:
         # Asks we run for others, by the link they came on: an id means
         # something on its own connection only.
         self._serving: dict[tuple[Link, int], PendingReply] = {}
+        self._serving_for: collections.Counter[Link] = collections.Counter()
         self._ids = itertools.count(1)
 
     # ------------------------------------------------------------------ asking
@@ -100,6 +102,8 @@ class Calls:
                 request = msgspec.structs.replace(header, id=rid)
                 if not links.send(link, request, payload, flush=True):
                     raise ActorStoppedError(f"node {node!r} is not reachable now")
+                if isinstance(header, wire.Call):
+                    link.sent += 1  # a call counts against our credit there (_flow)
                 await self._await_reply(link, pending)
         except BaseException:
             links.send(link, wire.Cancel(id=rid))  # best effort
@@ -212,18 +216,32 @@ class Calls:
 
     def serve(self, link: Link, rid: int, reply: PendingReply) -> None:
         """A local actor is answering ask ``rid`` from ``link``'s node: reply when done."""
+        if (link, rid) not in self._serving:
+            self._serving_for[link] += 1
         self._serving[(link, rid)] = reply
         # Answered from the actor's task as its handler returns: no task and
         # no scheduling hop of our own between the result and the reply.
         reply.on_done = functools.partial(self._answer, link, rid, reply)
 
+    def serving(self, link: Link) -> int:
+        """How many of ``link``'s asks are being answered here."""
+        return self._serving_for[link]
+
+    def _served(self, link: Link, rid: int) -> PendingReply | None:
+        reply = self._serving.pop((link, rid), None)
+        if reply is not None:
+            left = self._serving_for[link] = self._serving_for[link] - 1
+            if not left:
+                del self._serving_for[link]
+        return reply
+
     def _answer(self, link: Link, rid: int, reply: PendingReply) -> None:
-        if self._serving.pop((link, rid), None) is not None and not reply.abandoned:
+        if self._served(link, rid) is not None and not reply.abandoned:
             self.reply(link, rid, reply.value, reply.error)
 
     def cancel(self, link: Link, rid: int) -> None:
         """``link``'s node gave up on ask ``rid``: cancel its handler."""
-        reply = self._serving.pop((link, rid), None)
+        reply = self._served(link, rid)
         if reply is not None:
             reply.abandon()
 
@@ -308,8 +326,9 @@ class Calls:
             if pending.link is link and not pending.done.is_set():
                 pending.error = ActorStoppedError(f"{why} before answering request {rid}")
                 pending.finish()
-        for (asker, _), reply in list(self._serving.items()):
-            if asker is link:
+        for asker, rid in [key for key in self._serving if key[0] is link]:
+            reply = self._served(asker, rid)
+            if reply is not None:
                 reply.abandon()  # nobody is left to answer
 
 

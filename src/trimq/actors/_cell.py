@@ -306,6 +306,18 @@ class Cell:
         except trio.ClosedResourceError:
             raise ActorStoppedError(f"actor {self.ref.name!r} has stopped") from None
 
+    def post_nowait(self, message: object) -> None:
+        """Queue a message if there is room now.
+
+        Raises:
+            trio.WouldBlock: The mailbox is full.
+            ActorStoppedError: The actor ended for good.
+        """
+        try:
+            self.outbox.send_object_nowait(message)
+        except trio.ClosedResourceError:
+            raise ActorStoppedError(f"actor {self.ref.name!r} has stopped") from None
+
     async def deliver(self, message: object) -> bool:
         """Queue a message, waiting for room; False if the actor ended for good."""
         try:

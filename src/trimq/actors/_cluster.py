@@ -20,6 +20,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import trio
 
 from .._errors import HostUnreachableError, RemoteProtocolError
@@ -27,6 +28,7 @@ from . import _wire as wire
 from ._calls import Calls
 from ._errors import ActorNotFoundError, ActorStoppedError
 from ._events import EventBridge
+from ._flow import Backlog, QueuedCall, wait_for_credit
 from ._link import Link, Links, NetworkOptions, NodeRef, who
 from ._local import LocalNode
 from ._ref import ActorRef
@@ -36,6 +38,7 @@ from ._remote_monitors import RemoteMonitors
 if TYPE_CHECKING:
     from .._peer import Peer
     from ..patterns import Context
+    from ._local import PendingReply
     from ._security import NodeSecurity
 
 __all__ = ["Cluster"]
@@ -83,7 +86,9 @@ class Cluster:
         self._calls = calls = Calls(links, local.codec, local.name)
         self.events = EventBridge(links, local, context, nursery)
         self.children = RemoteChildren(links, calls, local, nursery, options)
-        self.monitors = RemoteMonitors(links, calls, local)
+        self.monitors = RemoteMonitors(links, calls, local, options.limits)
+        self._limits = options.limits
+        self._backlog = Backlog(links, local, nursery, options.limits, self._accepted, self._failed)
         self._tells = 0
         #: What each message kind does here (its right is in _NEEDS).
         self._handlers: dict[bytes, Handler] = {
@@ -94,6 +99,7 @@ class Cluster:
             wire.LOOKUP: self._on_lookup,
             wire.PING: self._on_ping,
             wire.BYE: self._on_bye,
+            wire.CREDIT: self._on_credit,
             wire.SPAWN: self.children.on_spawn,
             wire.SUPERVISE: self.children.on_supervise,
             wire.CHILD_EXIT: self.children.on_child_exit,
@@ -153,6 +159,8 @@ class Cluster:
         link = self._links.get(ref.node)
         payload = self._codec.encode((args, kwargs))
         frames = wire.encode_envelope(wire.Call(actor=ref.name, method=method), payload)
+        if not link.has_credit:
+            await wait_for_credit(link, self._timeout)
         # As a socket send: a cancellation check each time, a schedule point
         # every TELLS_PER_YIELD tells (so that tells batch into few writes), and a
         # wait for room when the link's queue is full (backpressure), bounded
@@ -167,12 +175,14 @@ class Cluster:
                 except (trio.ClosedResourceError, HostUnreachableError):
                     pass
                 else:
+                    link.sent += 1
                     return
             raise ActorStoppedError(
                 f"node {ref.node!r} took no message for {self._timeout} s (lost or stalled)"
             ) from None
         except (trio.ClosedResourceError, HostUnreachableError):
             raise ActorStoppedError(f"node {ref.node!r} is not reachable now") from None
+        link.sent += 1
         self._tells += 1
         if not self._tells % TELLS_PER_YIELD:
             await trio.lowlevel.cancel_shielded_checkpoint()
@@ -194,6 +204,9 @@ class Cluster:
             Exception: Whatever the handler raised (see ``_calls``).
         """
         payload = self._codec.encode((args, kwargs))
+        link = self._links.get(ref.node)
+        if not link.has_credit:
+            await wait_for_credit(link, self._timeout)
         try:
             env, peer = await self._calls.request(
                 ref.node, wire.Call(actor=ref.name, method=method), payload, timeout
@@ -272,8 +285,9 @@ class Cluster:
         self._local.node_lost(link.name, why)
 
     def forgot(self, link: Link) -> None:
-        """A long-lost peer is forgotten: its events SUB goes too."""
+        """A long-lost peer is forgotten: its events SUB and queued calls go too."""
         self.events.forget(link.name)
+        self._backlog.forget(link)
 
     def _deny(self, link: Link, env: wire.Envelope, peer: Peer | None, right: str) -> None:
         what = env.kind.decode()
@@ -296,26 +310,39 @@ class Cluster:
     # ------------------------------------------------------------------ handlers
 
     async def _on_call(self, link: Link, env: wire.Envelope, peer: Peer | None) -> None:
+        # Never waits (see _flow): this task reads the link.
         header = env.head(wire.Call)
-        rid, actor, method = header.id, header.actor, header.method
+        call = QueuedCall(header.actor, header.method, (), {}, header.id)
         try:
-            args, kwargs = self._calls.arguments(env, peer)
-            reply = await self._local.accept(actor, method, args, kwargs, ask=rid is not None)
-            if reply is None:
-                return
-        except Exception as exc:
-            if rid is None:
-                log.warning(
-                    "node %r: a tell from node %r failed: %r", self._local.name, link.name, exc
+            if call.rid is not None and self._calls.serving(link) >= self._limits.asks:
+                raise ActorStoppedError(
+                    f"node {self._local.name!r} is answering {self._limits.asks} asks from "
+                    f"node {link.name!r} already (its PeerLimits.asks): try again later"
                 )
-            else:
-                self._calls.reply(link, rid, error=exc)
+            args, kwargs = self._calls.arguments(env, peer)
+        except Exception as exc:
+            self._backlog.refuse(link, call, exc)
             return
-        assert rid is not None  # accept() answers a tell with None
+        self._backlog.offer(link, attrs.evolve(call, args=args, kwargs=kwargs))
+
+    def _accepted(self, link: Link, call: QueuedCall, reply: PendingReply | None) -> None:
+        # A mailbox took a call from ``link`` (or it was handled at once).
+        if reply is None or call.rid is None:
+            return
         if reply.done.is_set():  # handled already, in this task
-            self._calls.reply(link, rid, reply.value, reply.error)
+            self._calls.reply(link, call.rid, reply.value, reply.error)
             return
-        self._calls.serve(link, rid, reply)
+        self._calls.serve(link, call.rid, reply)
+
+    def _failed(self, link: Link, call: QueuedCall, exc: Exception) -> None:
+        if call.rid is None:
+            log.warning("node %r: a tell from node %r failed: %r", self._local.name, link.name, exc)
+        else:
+            self._calls.reply(link, call.rid, error=exc)
+
+    async def _on_credit(self, link: Link, env: wire.Envelope, peer: Peer | None) -> None:
+        header = env.head(wire.Credit)
+        link.credited(header.epoch, header.delivered)
 
     async def _on_cancel(self, link: Link, env: wire.Envelope, peer: Peer | None) -> None:
         self._calls.cancel(link, env.head(wire.Cancel).id)
@@ -340,7 +367,9 @@ class Cluster:
         self._calls.reply(link, header.id, found=self._local.hosts(header.name))
 
     async def _on_ping(self, link: Link, env: wire.Envelope, peer: Peer | None) -> None:
-        return  # receive() already noted that the peer is alive
+        # receive() already noted that the peer is alive; a PING carries credit too.
+        header = env.head(wire.Ping)
+        link.credited(header.epoch, header.delivered)
 
     async def _on_bye(self, link: Link, env: wire.Envelope, peer: Peer | None) -> None:
         log.info("node %r: node %r left", self._local.name, link.name)

@@ -73,6 +73,24 @@ class Inbound:
             await cell.post(call)
         return reply
 
+    def offer(
+        self,
+        actor: str,
+        method: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        ask: bool,
+    ) -> PendingReply | None:
+        """Like :meth:`accept`, but raises trio.WouldBlock instead of waiting for room."""
+        runtime = self._runtime
+        cell = runtime.cell(ActorRef(runtime.name, actor), method)
+        reply = Reply() if ask else None
+        call = Call(method, args, kwargs, reply)
+        if not handle_now(cell, call):
+            cell.post_nowait(call)
+        return reply
+
     def hosts(self, actor: str) -> bool:
         """Whether an actor of that name runs here."""
         return actor in self._runtime.cells
@@ -140,8 +158,13 @@ class Inbound:
             runtime.post_later(parent, Call("on_child_exit", (child, reason), {}, None))
 
     async def inject(self, topic: str, event: object) -> None:
-        """An event from another node, for the local subscribers only."""
-        await self._runtime.bus.publish(topic, event)
+        """An event from another node, for the local subscribers only.
+
+        Never waits for a subscriber's full mailbox (the caller may be the
+        task that reads a link): as across PUB/SUB, a subscriber that cannot
+        take it now misses it.
+        """
+        await self._runtime.bus.report(topic, event)
 
     def peers_changed(self) -> None:
         """Peers joined, came back, were lost or left."""

@@ -13,8 +13,10 @@ cluster, see :class:`LinkOwner`).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import math
+import secrets
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -27,6 +29,7 @@ from ..auth import Authenticator
 from ..zmtp import SocketType, z85_encode
 from . import _wire as wire
 from ._errors import ActorNotFoundError
+from ._flow import PeerLimits
 from ._security import EVENTS_ZAP_DOMAIN, ZAP_DOMAIN, NodeSecurity
 from ._turns import ReadTurns
 
@@ -35,7 +38,7 @@ if TYPE_CHECKING:
     from ..patterns import Context, Socket
     from ._local import LocalNode
 
-__all__ = ["Link", "LinkOwner", "Links", "NetworkOptions", "NodeRef", "who"]
+__all__ = ["Link", "LinkOwner", "Links", "NetworkOptions", "NodeRef", "PeerLimits", "who"]
 
 log = logging.getLogger("trimq.actors")
 
@@ -69,6 +72,7 @@ class NetworkOptions:
     heartbeat: float = 1.0
     timeout: float = 3.0
     max_message: int = 64 * 2**20
+    limits: PeerLimits = attrs.field(factory=PeerLimits)
 
     def __attrs_post_init__(self) -> None:
         if self.heartbeat <= 0 or self.timeout <= self.heartbeat:
@@ -107,6 +111,43 @@ class Link:
         self.heard = -math.inf  # when its last message came (named or not)
         #: A ROUTER peer's routing id: its connection, as our ROUTER names it.
         self.identity = b""
+        # Credit (see _flow). Our calls to it: its window, our epoch, how
+        # many we sent in it and how many it took.
+        self.window = 1000
+        self.epoch = 0
+        self.sent = 0
+        self.granted = 0
+        self.credit_changed = trio.Event()
+        # Its calls to us: its epoch, how many our mailboxes took, how many
+        # of those we told it of.
+        self.peer_epoch = 0
+        self.delivered = 0
+        self.granted_back = 0
+
+    @property
+    def has_credit(self) -> bool:
+        """Whether its node takes another call from us now (see ``_flow``)."""
+        return self.sent - self.granted < self.window
+
+    def start_epoch(self, epoch: int) -> None:
+        """We sent a HELLO or WELCOME carrying ``epoch``: our calls count from 0."""
+        self.epoch, self.sent, self.granted = epoch, 0, 0
+        self._credit_changed()
+
+    def credited(self, epoch: int, delivered: int) -> None:
+        """Its node took ``delivered`` of our calls of ``epoch`` (a CREDIT or PING)."""
+        if epoch == self.epoch and self.granted < delivered:
+            self.granted = min(delivered, self.sent)  # never more than we sent
+            self._credit_changed()
+
+    def _credit_changed(self) -> None:
+        self.credit_changed.set()
+        self.credit_changed = trio.Event()
+
+    def ping(self) -> wire.Ping:
+        """A PING for its node, with the credit for its calls."""
+        self.granted_back = self.delivered
+        return wire.Ping(epoch=self.peer_epoch, delivered=self.delivered)
 
     @property
     def ref(self) -> NodeRef:
@@ -162,6 +203,8 @@ class Links:
         self.endpoints: list[str] = []
         self._router: Socket | None = None
         self._named: dict[str, Link] = {}  # by node name, once known
+        # Each HELLO or WELCOME we send starts a credit epoch (see _flow).
+        self._epochs = itertools.count(secrets.randbelow(2**62) + 1)
         self._inbound: dict[bytes, Link] = {}  # ROUTER peers, by routing id
         self._outbound: list[Link] = []  # our DEALERs' links, named or not yet
         # Secure: which key holds each name, and which name each key holds
@@ -261,7 +304,9 @@ class Links:
             async def join() -> None:
                 # immediate=True: this waits for the connection (later HELLOs,
                 # from the heartbeat, are dropped while there is none).
-                await dealer.send_multipart(wire.encode_envelope(self._about(wire.Hello)))
+                hello = self._about(wire.Hello)
+                await dealer.send_multipart(wire.encode_envelope(hello))
+                link.start_epoch(hello.epoch)
                 await link.welcomed.wait()
                 nursery.cancel_scope.cancel()
 
@@ -379,7 +424,7 @@ class Links:
             self._owner.greeted(named, env, peer)
             self.seen(named)
             if env.kind == wire.HELLO:
-                self.send(named, self._about(wire.Welcome))
+                self._greet(named, wire.Welcome)
             named.welcomed.set()
         elif env.kind != wire.WHO:
             self.send(link, wire.Who())  # a node that forgot us, or a stranger
@@ -407,6 +452,9 @@ class Links:
         link.name = name
         link.key = None if peer is None else peer.public_key
         link.tags = frozenset(header.tags)
+        # Credit (see _flow): its window for our calls; its calls count from 0.
+        link.window = header.window
+        link.peer_epoch, link.delivered, link.granted_back = header.epoch, 0, 0
         if link.key is not None:
             self._key_of[name] = link.key
             self._name_of[link.key] = name
@@ -465,11 +513,21 @@ class Links:
         return True
 
     def _hello(self, link: Link) -> None:
-        self.send(link, self._about(wire.Hello))
+        self._greet(link, wire.Hello)
+
+    def _greet(self, link: Link, kind: type[wire.Hello]) -> None:
+        header = self._about(kind)
+        if self.send(link, header):
+            link.start_epoch(header.epoch)
 
     def _about(self, kind: type[wire.Hello]) -> wire.Hello:
-        tags = sorted(self.options.tags)
-        return kind(name=self._local.name, tags=tags, **self._owner.about())
+        return kind(
+            name=self._local.name,
+            tags=sorted(self.options.tags),
+            epoch=next(self._epochs),
+            window=self.options.limits.window,
+            **self._owner.about(),
+        )
 
     def seen(self, link: Link) -> None:
         """A message came from ``link``: its node is alive."""
@@ -545,7 +603,7 @@ class Links:
                 if link.endpoint and not link.alive:
                     self._hello(link)  # rejoin once it answers
                 else:
-                    self.send(link, wire.Ping())
+                    self.send(link, link.ping())
 
     def _forget(self, now: float) -> None:
         # A ROUTER peer silent for twice the timeout is gone with its

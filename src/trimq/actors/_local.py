@@ -107,6 +107,25 @@ class LocalNode(Protocol):
             ActorStoppedError: It stopped before taking the message.
         """
 
+    def offer(
+        self,
+        actor: str,
+        method: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        ask: bool,
+    ) -> PendingReply | None:
+        """:meth:`accept` without waiting: the task that reads a link calls it.
+
+        Raises:
+            trio.WouldBlock: The actor's mailbox is full (nothing was queued).
+            ActorNotFoundError: No such actor here.
+            AttributeError: It has no such handler.
+            ActorStoppedError: It stopped before taking the message.
+        """
+        ...
+
     def hosts(self, actor: str) -> bool:
         """Whether an actor of that name runs here."""
         ...

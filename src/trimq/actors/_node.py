@@ -22,7 +22,7 @@ from ._actor import Actor
 from ._bus import Tap
 from ._codec import Codec, DefaultCodec
 from ._errors import ActorNotFoundError
-from ._link import NetworkOptions, NodeRef
+from ._link import NetworkOptions, NodeRef, PeerLimits
 from ._ref import ActorRef, current_runtime, reset_current_runtime, set_current_runtime
 from ._runtime import NodeRuntime
 from ._security import KeyLike, NodeSecurity
@@ -240,6 +240,7 @@ async def open_node(
     heartbeat: float = 1.0,
     timeout: float = 3.0,
     max_message: int = 64 * 2**20,
+    limits: PeerLimits | None = None,
 ) -> AsyncIterator[Node]:
     """Run an actor node for the duration of the block.
 
@@ -261,17 +262,22 @@ async def open_node(
             right; or a mapping from key to its rights, among ``"ask"``
             (plain-data messages to actors), ``"code"`` (payloads that carry
             code or objects), ``"spawn"`` (needs ``"code"``), ``"publish"`` and
-            ``"subscribe"``. Any other key is refused during the handshake.
-            Nodes this one connects to, by their key, get every right unless
-            listed here.
+            ``"subscribe"``, and ``"host"`` (this node may place its actors
+            there, see ``spawn(on=...)``). Any other key is refused during
+            the handshake. Nodes this one connects to, by their key, get
+            every right unless listed here.
         insecure: No CURVE: for development on loopback and ipc only (any
-            local process can then drive the node); refused elsewhere.
+            local process on loopback tcp, and any process of this user on
+            ipc, can then drive the node); refused elsewhere.
         tags: What this node offers (``"gpu"``, ``"region=eu"``), for placement.
         heartbeat: Seconds between liveness messages to each peer node.
         timeout: Seconds of silence after which a peer node counts as lost.
         max_message: The largest message, in bytes, another node may send
             (a bigger one drops its connection, which then reconnects);
             keeps memory bounded whatever a peer sends.
+        limits: How much state each peer node may make this one hold:
+            queued calls, asks in progress, monitors (default
+            :class:`PeerLimits`'s).
 
     Raises:
         ValueError: Inconsistent security settings, no keys off loopback, or
@@ -281,7 +287,9 @@ async def open_node(
     """
     name = name or f"node-{os.getpid()}-{next(_node_numbers)}"
     security = NodeSecurity.make(keys, allow, insecure)
-    network = NetworkOptions(frozenset(tags), heartbeat, timeout, max_message)
+    network = NetworkOptions(
+        frozenset(tags), heartbeat, timeout, max_message, limits or PeerLimits()
+    )
     if insecure:
         log.warning(
             "node %r is INSECURE: no CURVE, so any local process can spawn code in it. "

@@ -19,6 +19,7 @@ from ._ref import ActorRef
 if TYPE_CHECKING:
     from .._peer import Peer
     from ._calls import Calls
+    from ._flow import PeerLimits
     from ._link import Link, Links
     from ._local import LocalNode
 
@@ -28,10 +29,14 @@ __all__ = ["RemoteMonitors"]
 class RemoteMonitors:
     """Local watchers of actors on other nodes, and DOWN notices both ways."""
 
-    def __init__(self, links: Links, calls: Calls, local: LocalNode) -> None:
+    def __init__(self, links: Links, calls: Calls, local: LocalNode, limits: PeerLimits) -> None:
         self._links = links
         self._calls = calls
         self._local = local
+        self._limit = limits.monitors
+        # Monitors other nodes set here: node name -> {(watcher, target)}, so
+        # that each is bounded (PeerLimits.monitors) and goes with its node.
+        self._from: dict[str, set[tuple[str, str]]] = {}
         # Monitors of actors on other nodes: node name -> {(watcher, target)}.
         self._watching: dict[str, set[tuple[ActorRef, ActorRef]]] = {}
 
@@ -58,6 +63,7 @@ class RemoteMonitors:
         link = self._links.find(watcher.node)
         if link is None or not link.alive:
             return  # that node is gone, and its watchers with it
+        self._from.get(watcher.node, set()).discard((watcher.name, target.name))
         error, payload = self._calls.box_reason(reason)
         header = wire.Down(actor=target.name, watcher=watcher.name, kind=reason.kind, error=error)
         # Never dropped while the node is reachable: the watcher waits for it.
@@ -67,6 +73,7 @@ class RemoteMonitors:
         """``link``'s node is gone: every actor watched there counts as ended."""
         for watcher, target in self._watching.pop(link.name, set()):
             self._local.down(watcher, target, ExitReason("node lost"))
+        self._from.pop(link.name, None)  # the local half forgets them too (node_lost)
 
     # ------------------------------------------------------------------ answering
 
@@ -76,13 +83,22 @@ class RemoteMonitors:
             return  # the watcher hears that this node left ("node lost"), for all
         header = env.head(wire.Monitor)
         watcher = ActorRef(link.name, header.watcher)
-        if not self._local.watch(watcher, header.actor):
+        mine = self._from.setdefault(link.name, set())
+        pair = (header.watcher, header.actor)
+        # Beyond its limit a node's monitor is answered at once, as for an
+        # actor that is not running: its watcher waits for nothing.
+        if (len(mine) >= self._limit and pair not in mine) or not self._local.watch(
+            watcher, header.actor
+        ):
             down = wire.Down(actor=header.actor, watcher=watcher.name, kind="not running")
             self._links.send(link, down)
+            return
+        mine.add(pair)
 
     async def on_demonitor(self, link: Link, env: wire.Envelope, peer: Peer | None) -> None:
         """DEMONITOR: undo a MONITOR."""
         header = env.head(wire.Demonitor)
+        self._from.get(link.name, set()).discard((header.watcher, header.actor))
         self._local.unwatch(ActorRef(link.name, header.watcher), header.actor)
 
     async def on_down(self, link: Link, env: wire.Envelope, peer: Peer | None) -> None:

@@ -466,9 +466,23 @@ class NodeRuntime:
         self.closing = True
         for cell in reversed(list(self.cells.values())):
             if cell.phase != "ended":
-                await cell.deliver(STOP)
-                # Each gets its shutdown time, as a supervisor gives it: an
-                # on_stop that hangs must not hold the node open.
-                await cell.within_shutdown(cell.wait_ended)
+                # Each gets its shutdown time, as a supervisor gives it, for
+                # the STOP to find room in its mailbox and for it to end: a
+                # full mailbox or an on_stop that hangs must not hold the
+                # node open.
+                await cell.within_shutdown(_stopper(cell))
         if self.cluster is not None:
             await self.cluster.aclose()
+
+
+def _stopper(cell: Cell) -> Callable[[], Awaitable[None]]:
+    # The first wait delivers STOP (it may wait for room); once the actor is
+    # killed for taking too long, only its end is waited for.
+    stop = [STOP]
+
+    async def wait() -> None:
+        if stop and not await cell.deliver(stop.pop()):
+            return  # ended for good already
+        await cell.wait_ended()
+
+    return wait

@@ -48,10 +48,13 @@ MAX_ENDPOINTS: Final = 8
 #: The most topic prefixes a peer's actors may subscribe to (HELLO, TOPICS):
 #: the cap on a peer's subscriptions here.
 MAX_TOPICS: Final = 1024
+#: The largest credit window a node may announce (see ``_flow``).
+MAX_WINDOW: Final = 2**31
 
 Name = Annotated[str, msgspec.Meta(max_length=MAX_NAME)]
 Text = Annotated[str, msgspec.Meta(max_length=MAX_TEXT)]
 RequestId = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
+Count = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 Names = Annotated[list[Name], msgspec.Meta(max_length=MAX_TAGS)]
 Endpoints = Annotated[list[Name], msgspec.Meta(max_length=MAX_ENDPOINTS)]
 Topics = Annotated[list[Name], msgspec.Meta(max_length=MAX_TOPICS)]
@@ -73,6 +76,10 @@ class Hello(Header, kw_only=True, frozen=True):
     tags: Names = []
     events: Endpoints = []
     topics: Topics = []
+    #: Counting our calls to the receiver starts again, in this epoch (``_flow``).
+    epoch: Count = 0
+    #: How many of the receiver's calls we take before our mailboxes do.
+    window: Annotated[int, msgspec.Meta(ge=1, le=MAX_WINDOW)] = 1000
 
 
 class Welcome(Hello, kw_only=True, frozen=True):
@@ -81,10 +88,21 @@ class Welcome(Hello, kw_only=True, frozen=True):
     KIND: ClassVar[bytes] = b"welcome"
 
 
-class Ping(Header, kw_only=True, frozen=True):
-    """Liveness, sent every heartbeat interval either way."""
+class Credit(Header, kw_only=True, frozen=True):
+    """How many of the receiver's calls of its ``epoch`` the sender's mailboxes took."""
+
+    KIND: ClassVar[bytes] = b"credit"
+    epoch: Count
+    delivered: Count
+
+
+class Ping(Credit, kw_only=True, frozen=True):
+    """Liveness, sent every heartbeat interval either way; with the credit
+    (so a lost CREDIT heals within a heartbeat)."""
 
     KIND: ClassVar[bytes] = b"ping"
+    epoch: Count = 0
+    delivered: Count = 0
 
 
 class Who(Header, kw_only=True, frozen=True):
@@ -231,6 +249,7 @@ _HEADERS: Final[tuple[type[Header], ...]] = (
     Ping,
     Who,
     Bye,
+    Credit,
     Call,
     Spawn,
     Stop,
@@ -247,7 +266,7 @@ _HEADERS: Final[tuple[type[Header], ...]] = (
 )
 _DECODERS: Final = {cls.KIND: msgspec.msgpack.Decoder(cls) for cls in _HEADERS}
 KINDS: Final = frozenset(_DECODERS)
-HELLO, WELCOME, PING, WHO, BYE = (c.KIND for c in (Hello, Welcome, Ping, Who, Bye))
+HELLO, WELCOME, PING, WHO, BYE, CREDIT = (c.KIND for c in (Hello, Welcome, Ping, Who, Bye, Credit))
 CALL, SPAWN, STOP, LOOKUP, SUPERVISE = (c.KIND for c in (Call, Spawn, Stop, Lookup, Supervise))
 REPLY, CANCEL, MONITOR, DEMONITOR = (c.KIND for c in (Reply, Cancel, Monitor, Demonitor))
 DOWN, CHILD_EXIT, EVENT, TOPICS = (c.KIND for c in (Down, ChildExit, Event, TopicsChanged))
