@@ -24,6 +24,7 @@ EXPECTED = {
     "Node",
     "NodeRef",
     "PeerLimits",
+    "PlainLimits",
     "RestartIntensityError",
     "Supervisor",
     "SupervisorReport",

@@ -121,8 +121,8 @@ async def test_credit_makes_the_sender_wait_and_loses_nothing(
     held: list[int] = []
     real_offer = _flow.Backlog.offer
 
-    def offer(self: _flow.Backlog, link: Any, call: _flow.QueuedCall) -> None:
-        real_offer(self, link, call)
+    def offer(self: _flow.Backlog, link: Any, *call: Any) -> None:
+        real_offer(self, link, *call)
         held.append(self.size(link))
 
     monkeypatch.setattr(_flow.Backlog, "offer", offer)

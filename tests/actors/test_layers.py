@@ -22,7 +22,18 @@ import trimq.actors
 PACKAGE = Path(trimq.actors.__file__).parent
 
 #: Shared by both halves; import only each other.
-LEAVES = {"_codec", "_errors", "_exit", "_local", "_ref", "_security", "_timer", "_wire"}
+LEAVES = {
+    "_codec",
+    "_errors",
+    "_exit",
+    "_local",
+    "_plain",
+    "_plain_scan",
+    "_ref",
+    "_security",
+    "_timer",
+    "_wire",
+}
 #: Talks to other nodes; imports leaves and itself only.
 NETWORK = {
     "_flow",

@@ -38,6 +38,7 @@ from ._actor import Actor as Actor
 from ._codec import Codec as Codec
 from ._codec import CodecError as CodecError
 from ._codec import DefaultCodec as DefaultCodec
+from ._codec import PlainLimits as PlainLimits
 from ._errors import ActorError as ActorError
 from ._errors import ActorNotFoundError as ActorNotFoundError
 from ._errors import ActorStoppedError as ActorStoppedError
@@ -72,6 +73,7 @@ __all__ = [
     "Node",
     "NodeRef",
     "PeerLimits",
+    "PlainLimits",
     "RestartIntensityError",
     "Supervisor",
     "SupervisorReport",

@@ -20,7 +20,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-import attrs
 import trio
 
 from .._errors import HostUnreachableError, RemoteProtocolError
@@ -28,7 +27,7 @@ from . import _wire as wire
 from ._calls import Calls
 from ._errors import ActorNotFoundError, ActorStoppedError
 from ._events import EventBridge
-from ._flow import Backlog, QueuedCall, wait_for_credit
+from ._flow import Backlog, wait_for_credit
 from ._link import Link, Links, NetworkOptions, NodeRef, who
 from ._local import LocalNode
 from ._ref import ActorRef
@@ -312,33 +311,33 @@ class Cluster:
     async def _on_call(self, link: Link, env: wire.Envelope, peer: Peer | None) -> None:
         # Never waits (see _flow): this task reads the link.
         header = env.head(wire.Call)
-        call = QueuedCall(header.actor, header.method, (), {}, header.id)
+        rid = header.id
         try:
-            if call.rid is not None and self._calls.serving(link) >= self._limits.asks:
+            if rid is not None and self._calls.serving(link) >= self._limits.asks:
                 raise ActorStoppedError(
                     f"node {self._local.name!r} is answering {self._limits.asks} asks from "
                     f"node {link.name!r} already (its PeerLimits.asks): try again later"
                 )
             args, kwargs = self._calls.arguments(env, peer)
         except Exception as exc:
-            self._backlog.refuse(link, call, exc)
+            self._backlog.refuse(link, rid, exc)
             return
-        self._backlog.offer(link, attrs.evolve(call, args=args, kwargs=kwargs))
+        self._backlog.offer(link, header.actor, header.method, args, kwargs, rid)
 
-    def _accepted(self, link: Link, call: QueuedCall, reply: PendingReply | None) -> None:
+    def _accepted(self, link: Link, rid: int | None, reply: PendingReply | None) -> None:
         # A mailbox took a call from ``link`` (or it was handled at once).
-        if reply is None or call.rid is None:
+        if reply is None or rid is None:
             return
         if reply.done.is_set():  # handled already, in this task
-            self._calls.reply(link, call.rid, reply.value, reply.error)
+            self._calls.reply(link, rid, reply.value, reply.error)
             return
-        self._calls.serve(link, call.rid, reply)
+        self._calls.serve(link, rid, reply)
 
-    def _failed(self, link: Link, call: QueuedCall, exc: Exception) -> None:
-        if call.rid is None:
+    def _failed(self, link: Link, rid: int | None, exc: Exception) -> None:
+        if rid is None:
             log.warning("node %r: a tell from node %r failed: %r", self._local.name, link.name, exc)
         else:
-            self._calls.reply(link, call.rid, error=exc)
+            self._calls.reply(link, rid, error=exc)
 
     async def _on_credit(self, link: Link, env: wire.Envelope, peer: Peer | None) -> None:
         header = env.head(wire.Credit)

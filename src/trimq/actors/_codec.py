@@ -4,50 +4,59 @@ Within a node nothing is encoded (messages pass as objects). A message for
 another process goes through a :class:`Codec`, as two frames: a one-byte tag
 naming the encoding, and the data.
 
+Encodings
+---------
+
 The default codec picks, per payload, the cheapest encoding that keeps it
 intact:
 
 * ``b"b"`` -- bytes: the payload itself, untouched (no copy, no encoding).
-* ``b"p"`` -- plain data (None, bool, int, float, str, bytes, bytearray, and
-  lists, tuples, dicts, sets and frozensets of them, nested): the C pickler, checked
-  by its own ``reducer_override`` hook, which CPython calls only for objects
-  that are not of those exact types. Decoding refuses every global, so it
-  builds nothing but those types, whoever sent the data.
-* ``b"c"`` -- anything else (classes, functions, exceptions, instances):
-  cloudpickle, which ships code by value. Decoding it runs code chosen by the
-  sender, so it is refused unless the caller passes ``allow_code=True``
-  (distributed nodes do so only for authenticated, allowed peers).
+* ``b"p"`` -- plain data: None, bool, int, float, str, bytes, bytearray, and
+  lists, tuples, dicts, sets and frozensets of them, nested, of those *exact*
+  types (a subclass of any of them is not plain). MessagePack; decoding builds
+  nothing but those types, whoever sent the data, and within the budgets of
+  :class:`PlainLimits` when the sender is not trusted with code.
+* ``b"a"`` -- a call's arguments: a 2-tuple of a tuple and a dict whose keys
+  are all str, ``(args, kwargs)``. The same MessagePack as ``b"p"``, written
+  as an array of an array and a map and decoded into that shape by msgspec
+  itself: one encoding pass and one decoding pass, where a tuple of a tuple
+  would need one per level. Within the same budgets.
+* ``b"c"`` -- anything else (classes, functions, exceptions, instances,
+  complex numbers, subclasses of the plain types): cloudpickle, which ships
+  code by value. Decoding it runs code chosen by the sender, so it is refused
+  unless the caller passes ``allow_code=True`` (distributed nodes do so only
+  for authenticated, allowed peers).
+
+How plain data is written (MessagePack, with extension types for tuples,
+sets and the rest) is described in ``_plain``; what decoding it refuses
+from a peer not trusted with code (depth, count, size and hash-collision
+budgets, :class:`PlainLimits`) in ``_plain_scan``.
 """
 
 from __future__ import annotations
 
-import io
 import pickle
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
 import cloudpickle
 
-from .._errors import TrimqError
+from ._errors import CodecError
+from ._plain import NotPlain, PlainFormat
+from ._plain_scan import DEFAULT_LIMITS, PlainLimits
 
-__all__ = ["Codec", "CodecError", "DefaultCodec", "decode_plain", "encode_plain"]
+__all__ = ["Codec", "CodecError", "DefaultCodec", "PlainLimits"]
 
 RAW: Final = b"b"
 PLAIN: Final = b"p"
+ARGUMENTS: Final = b"a"
 CODE: Final = b"c"
-
-
-class CodecError(TrimqError, ValueError):
-    """A payload could not be encoded, or frames could not be decoded.
-
-    .. versionadded:: 0.1
-    """
 
 
 class Codec(Protocol):
     """Turns payloads into frames and back, for messages that leave the process.
 
-    Implement it to plug in another encoding (msgpack, say); a node uses the
-    codec given to :func:`~trimq.actors.open_node`.
+    Implement it to plug in another encoding; a node uses the codec given to
+    :func:`~trimq.actors.open_node`.
 
     .. versionadded:: 0.1
     """
@@ -60,67 +69,28 @@ class Codec(Protocol):
         """Rebuild a payload.
 
         Raises:
-            CodecError: Unknown tag, corrupt data, or code (a pickle that
-                names classes or functions) while ``allow_code`` is false.
+            CodecError: Unknown tag, corrupt data, data over the budgets, or
+                code while ``allow_code`` is false.
         """
         ...
 
 
-class _NotPlain(Exception):
-    pass
-
-
-class _PlainPickler(pickle.Pickler):
-    # CPython skips this hook for exact None/bool/int/float/bytes/str/list/
-    # tuple/dict/set/frozenset: anything that reaches it is not plain data.
-    def reducer_override(self, obj: Any) -> Any:
-        raise _NotPlain
-
-
-class _PlainUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        raise CodecError(
-            f"plain data may not name {module}.{name}: the sender encoded code "
-            "with the plain-data tag (a bug or a forgery)"
-        )
-
-    def persistent_load(self, pid: Any) -> Any:
-        raise CodecError("plain data may not hold persistent references")
-
-
-def encode_plain(obj: object) -> bytes:
-    """Encode plain data only (see the module docs); used for protocol headers.
-
-    Raises:
-        CodecError: ``obj`` is not plain data.
-    """
-    out = io.BytesIO()
-    try:
-        _PlainPickler(out, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
-    except (_NotPlain, RecursionError) as exc:
-        raise CodecError(f"not plain data: {type(obj).__name__}") from exc
-    return out.getvalue()
-
-
-def decode_plain(data: bytes) -> object:
-    """Decode what :func:`encode_plain` made; builds only plain data, whoever sent it.
-
-    Raises:
-        CodecError: Corrupt data, or data that names code.
-    """
-    try:
-        return _PlainUnpickler(io.BytesIO(data)).load()
-    except CodecError:
-        raise
-    except Exception as exc:
-        raise CodecError(f"cannot decode plain data: {exc!r}") from exc
-
-
 class DefaultCodec:
-    """Bytes untouched, plain data by the C pickler, everything else by cloudpickle.
+    """Bytes untouched, plain data as MessagePack, everything else by cloudpickle.
 
-    An instance reuses one pickler (making one costs as much as the encoding),
-    so give each thread its own; a node uses its codec from its trio thread only.
+    Plain data (None, bool, int, float, str, bytes, bytearray, and lists,
+    tuples, dicts, sets and frozensets of them, of those exact types) comes
+    back with the same types at every level. From a peer not trusted with
+    code it is decoded within ``limits``: nesting depth, number of values,
+    decoded size at most ``size_factor`` times the frame's plus
+    ``size_slack``, and few repeated hashes in a set or among a dict's keys,
+    so that no frame can cost more than linear time or a small multiple of
+    its size in memory. An instance holds no per-call state, so threads may
+    share it.
+
+    Args:
+        limits: The budgets for plain data from peers not trusted with code
+            (the encoder keeps to their depth and item count).
 
     Example::
 
@@ -131,29 +101,28 @@ class DefaultCodec:
     .. versionadded:: 0.1
     """
 
-    def __init__(self) -> None:
-        self._out = io.BytesIO()
-        self._pickler = _PlainPickler(self._out, protocol=pickle.HIGHEST_PROTOCOL)
+    def __init__(self, *, limits: PlainLimits = DEFAULT_LIMITS) -> None:
+        self.limits: Final = limits
+        self._plain = PlainFormat(limits)
 
     def encode(self, obj: object) -> tuple[bytes, bytes]:
         """Encode ``obj`` (see the module docs for which encoding it gets).
 
         Raises:
-            CodecError: Even cloudpickle cannot encode it (a lock, an open socket).
+            CodecError: Even cloudpickle cannot encode it (a lock, an open
+                socket), or plain data nested too deeply or too big.
         """
-        if obj.__class__ is bytes:
-            return RAW, obj
-        out = self._out
-        out.seek(0)
-        out.truncate()
-        self._pickler.clear_memo()
+        cls = obj.__class__
+        if cls is bytes:
+            return RAW, obj  # type: ignore[return-value]
         try:
-            self._pickler.dump(obj)
-            return PLAIN, out.getvalue()
-        except _NotPlain:
+            if cls is tuple:
+                data = self._plain.encode_arguments(obj)  # type: ignore[arg-type]
+                if data is not None:
+                    return ARGUMENTS, data
+            return PLAIN, self._plain.encode(obj)
+        except NotPlain:
             pass
-        except RecursionError as exc:
-            raise CodecError(f"cannot encode {type(obj).__name__}: nested too deeply") from exc
         try:
             return CODE, cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:
@@ -165,25 +134,24 @@ class DefaultCodec:
         """Rebuild what :meth:`encode` made.
 
         Raises:
-            CodecError: See :meth:`Codec.decode`.
+            CodecError: See :meth:`Codec.decode` and the module docs.
         """
         if tag == RAW:
             return data
+        if tag == ARGUMENTS:
+            return self._plain.decode_arguments(data, trusted=allow_code)
         if tag == PLAIN:
-            return decode_plain(data)
-        if tag == CODE:
-            if not allow_code:
-                raise CodecError(
-                    "refusing to unpickle code from a peer that is not trusted with it "
-                    "(an unauthenticated connection, or one whose key may not send code)"
-                )
-            unpickler = pickle.Unpickler(io.BytesIO(data))
-        else:
+            return self._plain.decode(data, trusted=allow_code)
+        if tag != CODE:
             raise CodecError(f"unknown payload encoding {tag!r}")
+        if not allow_code:
+            raise CodecError(
+                "refusing to unpickle code from a peer that is not trusted with it "
+                "(an unauthenticated connection, or one whose key may not send code)"
+            )
         try:
-            return unpickler.load()
+            return pickle.loads(data)
         except Exception as exc:
             # Corrupt data raises all sorts (UnpicklingError, EOFError, ValueError,
             # TypeError...), and so may the sender's code.
-            kind = tag.decode(errors="replace")
-            raise CodecError(f"cannot decode a {kind!r} payload: {exc!r}") from exc
+            raise CodecError(f"cannot decode a 'c' payload: {exc!r}") from exc

@@ -8,6 +8,7 @@ __all__ = [
     "ActorError",
     "ActorNotFoundError",
     "ActorStoppedError",
+    "CodecError",
     "LinkedActorError",
     "RestartIntensityError",
 ]
@@ -66,6 +67,13 @@ class RestartIntensityError(TrimqError):
     """A supervisor's children ended more often than its restart intensity allows.
 
     The supervisor crashes with it, so that its own supervisor decides.
+
+    .. versionadded:: 0.1
+    """
+
+
+class CodecError(TrimqError, ValueError):
+    """A payload could not be encoded, or frames could not be decoded.
 
     .. versionadded:: 0.1
     """

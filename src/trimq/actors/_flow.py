@@ -96,10 +96,10 @@ class QueuedCall:
     epoch: int = 0  # the sender's, when it came
 
 
-#: What to do with a call once its mailbox took it (answer it when done).
-Accepted = Callable[["Link", QueuedCall, "PendingReply | None"], None]
+#: What to do with a call once its mailbox took it: answer an ask (``rid``) when done.
+Accepted = Callable[["Link", "int | None", "PendingReply | None"], None]
 #: What to do with a call that failed (unknown actor, stopped, refused).
-Failed = Callable[["Link", QueuedCall, Exception], None]
+Failed = Callable[["Link", "int | None", Exception], None]
 
 
 class Backlog:
@@ -119,6 +119,7 @@ class Backlog:
         self._local = local
         self._nursery = nursery
         self._window = limits.window
+        self._quarter = max(1, limits.window // 4)
         self._accepted = accepted
         self._failed = failed
         self._queues: dict[tuple[Link, str], collections.deque[QueuedCall]] = {}
@@ -129,41 +130,45 @@ class Backlog:
         """How many of ``link``'s calls wait for mailbox room here."""
         return self._sizes[link]
 
-    def offer(self, link: Link, call: QueuedCall) -> None:
-        """Hand ``call`` to its actor now if its mailbox has room and nothing
-        of ``link``'s waits before it; else queue it. Never waits."""
-        call = attrs.evolve(call, epoch=link.peer_epoch)
-        key = (link, call.actor)
+    def offer(
+        self,
+        link: Link,
+        actor: str,
+        method: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        rid: int | None,
+    ) -> None:
+        """Hand a call (an ask if ``rid``) to its actor now if its mailbox has
+        room and nothing of ``link``'s waits before it; else queue it. Never waits."""
+        key = (link, actor)
         queue = self._queues.get(key)
         if queue is None:
             try:
-                reply = self._local.offer(
-                    call.actor, call.method, call.args, call.kwargs, ask=call.rid is not None
-                )
+                reply = self._local.offer(actor, method, args, kwargs, ask=rid is not None)
             except trio.WouldBlock:
                 pass
             except Exception as exc:
-                self._taken(link, call, drained=False)
-                self._failed(link, call, exc)
+                self._taken(link, link.peer_epoch, drained=False)
+                self._failed(link, rid, exc)
                 return
             else:
-                self._taken(link, call, drained=False)
-                self._accepted(link, call, reply)
+                self._taken(link, link.peer_epoch, drained=False)
+                self._accepted(link, rid, reply)
                 return
         if self._sizes[link] >= 4 * self._window:
-            self._overrun(link, call)
+            self._overrun(link, rid)
             return
         if queue is None:
             queue = self._queues[key] = collections.deque()
             self._nursery.start_soon(self._feed, link, key, queue)
-        queue.append(call)
+        queue.append(QueuedCall(actor, method, args, kwargs, rid, link.peer_epoch))
         self._sizes[link] += 1
 
-    def refuse(self, link: Link, call: QueuedCall, error: Exception) -> None:
-        """``call`` cannot go to its actor (``error`` says why); it is done with."""
-        call = attrs.evolve(call, epoch=link.peer_epoch)
-        self._taken(link, call, drained=False)
-        self._failed(link, call, error)
+    def refuse(self, link: Link, rid: int | None, error: Exception) -> None:
+        """A call that cannot go to its actor (``error`` says why) is done with."""
+        self._taken(link, link.peer_epoch, drained=False)
+        self._failed(link, rid, error)
 
     @staticmethod
     def credit(link: Link) -> wire.Credit:
@@ -178,13 +183,13 @@ class Backlog:
         self._sizes.pop(link, None)
         self._overrunning.discard(link)
 
-    def _overrun(self, link: Link, call: QueuedCall) -> None:
+    def _overrun(self, link: Link, rid: int | None) -> None:
         # A node far beyond its window: an ask gets the error; tells are
         # logged once per link, so that it cannot flood the log either.
-        self._taken(link, call, drained=False)
+        self._taken(link, link.peer_epoch, drained=False)
         error = _overrun(self._local.name, link)
-        if call.rid is not None:
-            self._failed(link, call, error)
+        if rid is not None:
+            self._failed(link, rid, error)
         elif link not in self._overrunning:
             self._overrunning.add(link)
             log.warning(
@@ -193,15 +198,15 @@ class Backlog:
                 error,
             )
 
-    def _taken(self, link: Link, call: QueuedCall, *, drained: bool) -> None:
+    def _taken(self, link: Link, epoch: int, *, drained: bool) -> None:
         # A call left our hands (taken by its mailbox, or failed): credit it
         # back at each quarter of the window, and once the queue is empty
         # (its sender may be waiting for just these).
-        if call.epoch != link.peer_epoch:
+        if epoch != link.peer_epoch:
             return  # counted in an epoch its sender has left
         link.delivered += 1
         ungranted = link.delivered - link.granted_back
-        if ungranted >= max(1, self._window // 4) or (drained and ungranted):
+        if ungranted >= self._quarter or (drained and ungranted):
             self._links.send(link, self.credit(link), flush=True)
 
     async def _feed(
@@ -218,10 +223,10 @@ class Backlog:
                     )
                 except Exception as exc:
                     self._dequeue(link, queue, call)
-                    self._failed(link, call, exc)
+                    self._failed(link, call.rid, exc)
                 else:
                     self._dequeue(link, queue, call)
-                    self._accepted(link, call, reply)
+                    self._accepted(link, call.rid, reply)
         finally:
             if self._queues.get(key) is queue:
                 del self._queues[key]
@@ -234,7 +239,7 @@ class Backlog:
         if left <= 0:
             del self._sizes[link]
             self._overrunning.discard(link)
-        self._taken(link, call, drained=left <= 0)
+        self._taken(link, call.epoch, drained=left <= 0)
 
 
 async def wait_for_credit(link: Link, timeout: float) -> None:
