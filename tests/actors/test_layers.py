@@ -41,6 +41,7 @@ NETWORK = {
     "_cluster",
     "_events",
     "_link",
+    "_links",
     "_remote_children",
     "_remote_monitors",
     "_turns",

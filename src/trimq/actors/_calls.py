@@ -31,7 +31,8 @@ from ._exit import ExitReason
 if TYPE_CHECKING:
     from .._peer import Message, Peer
     from ._codec import Codec
-    from ._link import Link, Links
+    from ._link import Link
+    from ._links import Links
     from ._local import PendingReply
     from ._turns import ReadTurns
 

@@ -28,7 +28,8 @@ from ._calls import Calls
 from ._errors import ActorNotFoundError, ActorStoppedError
 from ._events import EventBridge
 from ._flow import Backlog, wait_for_credit
-from ._link import Link, Links, NetworkOptions, NodeRef, who
+from ._link import Link, NetworkOptions, NodeRef, who
+from ._links import Links
 from ._local import LocalNode
 from ._ref import ActorRef
 from ._remote_children import RemoteChildren

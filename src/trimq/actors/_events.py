@@ -31,7 +31,8 @@ from ._security import EVENTS_ZAP_DOMAIN, address_host
 if TYPE_CHECKING:
     from .._peer import Peer
     from ..patterns import Context, Socket
-    from ._link import Link, Links
+    from ._link import Link
+    from ._links import Links
     from ._local import LocalNode
 
 __all__ = ["EventBridge", "events_endpoint"]

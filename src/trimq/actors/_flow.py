@@ -39,7 +39,8 @@ from . import _wire as wire
 from ._errors import ActorStoppedError
 
 if TYPE_CHECKING:
-    from ._link import Link, Links
+    from ._link import Link
+    from ._links import Links
     from ._local import LocalNode, PendingReply
 
 __all__ = ["Backlog", "PeerLimits", "QueuedCall"]

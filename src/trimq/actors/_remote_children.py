@@ -30,7 +30,8 @@ from ._ref import ActorRef
 if TYPE_CHECKING:
     from .._peer import Peer
     from ._calls import Calls
-    from ._link import Link, Links, NetworkOptions
+    from ._link import Link, NetworkOptions
+    from ._links import Links
     from ._local import LocalNode
 
 __all__ = ["RemoteChildren"]

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from .._peer import Peer
     from ._calls import Calls
     from ._flow import PeerLimits
-    from ._link import Link, Links
+    from ._link import Link
+    from ._links import Links
     from ._local import LocalNode
 
 __all__ = ["RemoteMonitors"]
