@@ -508,3 +508,11 @@ async def test_a_node_carries_its_codec() -> None:
     async with actors.open_node(codec=custom) as node:
         assert node.codec is custom
         assert node.codec.decode(*node.codec.encode("hi")) == "HI"
+
+
+@pytest.mark.parametrize(
+    "bad", [{"max_depth": 0}, {"max_items": 0}, {"size_factor": 0}, {"size_slack": -1}]
+)
+def test_limits_that_make_no_sense_are_refused(bad: dict[str, int]) -> None:
+    with pytest.raises(ValueError, match="PlainLimits"):
+        PlainLimits(**bad)

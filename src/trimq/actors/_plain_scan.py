@@ -76,6 +76,9 @@ class PlainLimits:
     See the module docs for how each is counted. The defaults suit messages
     between actors; raise them on both sides for bulk data.
 
+    Raises:
+        ValueError: A limit below 1 (``size_slack``, ``max_collisions``: below 0).
+
     .. versionadded:: 0.1
     """
 
@@ -89,6 +92,18 @@ class PlainLimits:
     """...plus this many bytes."""
     max_collisions: int = 64
     """Repeated hash values allowed among a set's elements or a dict's keys."""
+
+    def __attrs_post_init__(self) -> None:
+        for name in ("max_depth", "max_items", "size_factor"):
+            if getattr(self, name) < 1:
+                raise ValueError(
+                    f"PlainLimits.{name} must be at least 1, got {getattr(self, name)}"
+                )
+        for name in ("size_slack", "max_collisions"):
+            if getattr(self, name) < 0:
+                raise ValueError(
+                    f"PlainLimits.{name} cannot be negative, got {getattr(self, name)}"
+                )
 
 
 DEFAULT_LIMITS: Final = PlainLimits()
