@@ -1,4 +1,4 @@
-"""The ``trimq`` command line: ``trimq demo`` shows the patterns at work,
+"""The ``trimq`` command line: ``trimq demo`` shows the patterns and the actors at work,
 ``trimq keygen NAME`` writes a CURVE certificate pair, ``trimq node`` runs a
 worker node for trimq.actors."""
 
@@ -13,6 +13,7 @@ import trio
 
 import trimq
 import trimq.auth
+from trimq._demo_actors import demo_actors
 from trimq._node_cli import add_node_parser, node
 from trimq.auth import create_certificates, load_certificate
 
@@ -93,7 +94,8 @@ async def _demo_curve(ctx: trimq.Context) -> None:
 
 
 async def demo() -> None:
-    """Run each pattern once over each transport and print what happened."""
+    """Run each pattern once over each transport, then a supervised actor pool
+    on worker nodes, one of which is killed; print what happened."""
     print(f"trimq {trimq.__version__}: ZeroMQ on trio")
     async with trimq.Context() as ctx:
         with trio.fail_after(10):
@@ -101,6 +103,8 @@ async def demo() -> None:
             await _demo_reqrep(ctx)
             await _demo_pubsub(ctx)
             await _demo_curve(ctx)
+    with trio.fail_after(60):
+        await demo_actors()
     print("demo finished")
 
 
@@ -142,7 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``trimq`` command."""
     parser = argparse.ArgumentParser(prog="trimq", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("demo", help="run a short demo of PUSH/PULL, REQ/REP and PUB/SUB")
+    sub.add_parser(
+        "demo",
+        help="run a short demo of the patterns, and of a supervised actor pool on worker nodes",
+    )
     gen = sub.add_parser(
         "keygen",
         help="write a CURVE certificate pair NAME.key and NAME.key_secret",
