@@ -246,3 +246,26 @@ async def test_aclose_is_bounded_by_shutdown_whatever_the_mailbox_holds() -> Non
             stuck = await node.spawn(Stuck, mailbox_size=2, shutdown=0.1)
             for _ in range(3):  # one running, two queued: full
                 await stuck.tell("hang")
+
+
+async def test_a_handler_that_fails_costs_one_message_not_the_node(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whatever a handler raises (here, a stand-in for a bug: the MONITOR
+    handler fails), the link task logs it, drops that message and goes on."""
+
+    async def broken(*args: Any) -> None:
+        raise RuntimeError("a bug in a handler")
+
+    async with two_nodes() as (a, b):
+        echo = await a.spawn(Echo)
+        watcher = await b.spawn(Watcher)
+        cluster = runtime_of(a).cluster
+        assert cluster is not None
+        monkeypatch.setitem(cluster._handlers, wire.MONITOR, broken)
+        with trio.fail_after(TIMEOUT), current(b):
+            await watcher.ask("watch", echo)  # a's handler raises
+            assert await echo.ask("echo", "still here") == "still here"
+        assert [p.name for p in a.peers] == ["b"]
+        assert "a 'monitor' message from" in caplog.text
+        assert "a bug in a handler" in caplog.text
