@@ -3,6 +3,7 @@ peer can make a node hold only so much of its state (PeerLimits)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -269,3 +270,49 @@ async def test_a_handler_that_fails_costs_one_message_not_the_node(
         assert [p.name for p in a.peers] == ["b"]
         assert "a 'monitor' message from" in caplog.text
         assert "a bug in a handler" in caplog.text
+
+
+async def test_a_failure_feeding_a_mailbox_costs_those_calls_not_the_node(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    GATES["slow"] = trio.Event()
+    async with two_nodes() as (a, b):
+        slow = await a.spawn(Slow, name="slow", mailbox_size=2)
+        echo = await a.spawn(Echo)
+        cluster = runtime_of(a).cluster
+        assert cluster is not None
+        accepted = cluster._backlog._accepted
+
+        bugs = [RuntimeError("a bug while feeding")]
+
+        def broken(link: Any, rid: Any, reply: Any) -> None:
+            if GATES["slow"].is_set() and bugs:  # the first call fed after the gate
+                raise bugs.pop()
+            accepted(link, rid, reply)
+
+        monkeypatch.setattr(cluster._backlog, "_accepted", broken)
+        with trio.fail_after(TIMEOUT), current(b):
+            for i in range(5):
+                await slow.tell("put", i)
+            assert await echo.ask("echo", 1) == 1  # through, the tells queued behind slow
+            assert cluster._backlog.size(link_to(a, "b")) > 0
+            lost = trio.Event()
+
+            class Spy(logging.Handler):
+                def emit(self, record: logging.LogRecord) -> None:
+                    if "were lost" in record.getMessage():
+                        lost.set()
+
+            spy = Spy()
+            logging.getLogger("trimq.actors").addHandler(spy)
+            try:
+                GATES["slow"].set()
+                await lost.wait()  # the feed task gave up on the rest
+            finally:
+                logging.getLogger("trimq.actors").removeHandler(spy)
+            assert cluster._backlog.size(link_to(a, "b")) == 0
+            assert await echo.ask("echo", 2) == 2
+            taken = await slow.ask("taken")
+            assert taken == list(range(len(taken)))  # in order, up to the bug
+            assert len(taken) < 5  # the calls still queued then were lost with it
+        assert "calls from node 'b' to actor 'slow' were lost" in caplog.text

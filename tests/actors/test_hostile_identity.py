@@ -18,20 +18,14 @@ import trimq
 from trimq import actors
 from trimq.actors import _wire as wire
 
+from . import _fixtures
 from .conftest import current
 
 TIMEOUT = 10
 FAST: dict[str, Any] = {"heartbeat": 0.1, "timeout": 0.5}
 
 
-class Holder(actors.Actor):
-    def on_start(self) -> None:
-        self.items: list[Any] = []
-
-    def put(self, item: Any) -> int:
-        self.items.append(item)
-        return len(self.items)
-
+class Holder(_fixtures.Holder):
     async def slow(self, event: str) -> str:
         await trio.sleep(0.2)
         return event

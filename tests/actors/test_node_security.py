@@ -19,6 +19,8 @@ from trimq.actors import _wire as wire
 from trimq.actors._security import NodeSecurity
 from trimq.zmtp import curve_key
 
+from . import _fixtures
+from ._fixtures import Touch
 from .conftest import current
 
 TIMEOUT = 10
@@ -27,16 +29,6 @@ TIMEOUT = 10
 class Echo(actors.Actor):
     def echo(self, value: Any) -> Any:
         return value
-
-
-class _Touch:
-    """Unpickling this creates a file: proof that a payload was decoded."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def __reduce__(self) -> Any:
-        return (Path.touch, (Path(self.path),))
 
 
 def keypair() -> tuple[bytes, bytes]:
@@ -111,7 +103,7 @@ async def test_raw_libzmq_intruders_are_refused_before_any_payload_is_read(tmp_p
     a_pub, a_sec = keypair()
     ok_pub, ok_sec = keypair()
     marker = tmp_path / "pwned"
-    evil = wire.encode_envelope(wire.Spawn(id=1), (b"c", pickle.dumps(_Touch(str(marker)))))
+    evil = wire.encode_envelope(wire.Spawn(id=1), (b"c", pickle.dumps(Touch(str(marker)))))
     async with actors.open_node(
         "a", listen="tcp://127.0.0.1:*", keys=(a_pub, a_sec), allow=[ok_pub]
     ) as a:
@@ -162,7 +154,7 @@ def test_trust_is_decided_by_the_proven_key_or_loopback() -> None:
 def test_code_from_an_untrusted_peer_is_never_unpickled(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     codec = actors.DefaultCodec()
-    tag, data = codec.encode(_Touch(str(marker)))
+    tag, data = codec.encode(Touch(str(marker)))
     assert tag == b"c"
     secure = NodeSecurity.make(keypair(), [], insecure=False)
     stranger = _peer("CURVE", curve_key(keypair()[0]))
@@ -175,14 +167,7 @@ def test_code_from_an_untrusted_peer_is_never_unpickled(tmp_path: Path) -> None:
     assert os.path.exists(tmp_path)
 
 
-class Holder(actors.Actor):
-    def __init__(self) -> None:
-        self.items: list[Any] = []
-
-    def put(self, item: Any) -> int:
-        self.items.append(item)
-        return len(self.items)
-
+class Holder(_fixtures.Holder):
     def fail(self) -> None:
         raise KeyError("from a")
 
@@ -243,7 +228,7 @@ async def test_rights_decide_what_an_allowed_node_may_do(tmp_path: Path) -> None
         with pytest.raises(PermissionError, match="lacks the 'spawn' right"):
             await b.spawn(Holder, on="a")
         with pytest.raises(actors.CodecError, match="refusing to unpickle code"):
-            await holder.ask("put", _Touch(str(marker)))
+            await holder.ask("put", Touch(str(marker)))
         assert not marker.exists()
         assert await holder.ask("put", "still works") == 2
         # a's reply carrying an exception object is code too: b trusts a fully

@@ -228,6 +228,20 @@ class Backlog:
                 else:
                     self._dequeue(link, queue, call)
                     self._accepted(link, call.rid, reply)
+        except Exception:  # a bug: lose these calls, not the node (see Cluster.receive)
+            log.exception(
+                "node %r: %d calls from node %r to actor %r were lost",
+                self._local.name,
+                len(queue),
+                link.name,
+                key[1],
+            )
+            left = self._sizes[link] - len(queue)
+            queue.clear()
+            if left > 0:
+                self._sizes[link] = left
+            else:
+                self._sizes.pop(link, None)
         finally:
             if self._queues.get(key) is queue:
                 del self._queues[key]
