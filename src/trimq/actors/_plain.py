@@ -141,9 +141,18 @@ def _walker(pack: Callable[[object], bytes], limits: PlainLimits, check_ints: bo
             if budget[0] < 0:
                 raise _TooBig("more values than PlainLimits.max_items (or shared objects)")
             if _all_str(map(type, obj)):
-                if not check_ints and _all_leaves(map(type, obj.values())):
-                    return obj
-                return {k: value(v, depth, budget) for k, v in obj.items()}
+                if check_ints:
+                    return {k: value(v, depth, budget) for k, v in obj.items()}
+                # Rebuilt only if a value must change (a tuple, a set...).
+                changed = None
+                for k, v in obj.items():
+                    if v.__class__ not in _LEAVES:
+                        new = value(v, depth, budget)
+                        if new is not v:
+                            if changed is None:
+                                changed = dict(obj)
+                            changed[k] = new
+                return obj if changed is None else changed
             flat: list[Any] = []
             append = flat.append
             for k, v in obj.items():
@@ -160,9 +169,12 @@ def _walker(pack: Callable[[object], bytes], limits: PlainLimits, check_ints: bo
         budget[0] -= len(obj)
         if budget[0] < 0:
             raise _TooBig("more values than PlainLimits.max_items (or shared objects)")
-        if not check_ints and _all_leaves(map(type, obj)):
+        if check_ints:
+            return [value(x, depth, budget) for x in obj]
+        if _all_leaves(map(type, obj)):
             return obj  # msgspec writes a list, tuple, set or frozenset as an array
-        return [value(x, depth, budget) for x in obj]
+        leaves = _LEAVES
+        return [x if x.__class__ in leaves else value(x, depth, budget) for x in obj]
 
     return value
 
