@@ -1,0 +1,51 @@
+"""The live progress display of a run, on stderr (``progress=True``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import trio
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from ._run import RunCore
+
+__all__ = ["show_progress"]
+
+
+def _table(core: RunCore) -> Table:
+    table = Table(title=f"pipeline {core.pipeline.name} (run {core.id[:6]})")
+    for column in (
+        "stage",
+        "done",
+        "failed",
+        "retried",
+        "in flight",
+        "queued",
+        "items/s",
+        "p50 ms",
+    ):
+        table.add_column(column, justify="right" if column != "stage" else "left")
+    for s in core.statistics():
+        table.add_row(
+            s.name,
+            str(s.completed),
+            str(s.failed),
+            str(s.retried),
+            str(s.in_flight),
+            str(s.queued),
+            f"{s.rate:,.0f}",
+            f"{s.p50 * 1000:.2f}",
+        )
+    return table
+
+
+async def show_progress(core: RunCore) -> None:
+    """Redraw the per-stage table a few times a second until the run is done."""
+    with Live(_table(core), console=Console(stderr=True), refresh_per_second=4) as live:
+        while not core.done.is_set():
+            with trio.move_on_after(0.25):
+                await core.done.wait()
+            live.update(_table(core))

@@ -1,0 +1,293 @@
+"""A pipeline while it runs: items admitted from the source, moved stage to stage, delivered.
+
+:class:`RunCore` owns every item from the moment the source gives it until
+its last output is delivered or it fails for good. It admits items only
+while fewer than ``window`` source items are in the pipeline, so an endless
+source into a slow stage runs in bounded memory: the source is pulled as
+items finish, never faster.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import logging
+import secrets
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from .. import actors
+from ._errors import Failure, PipelineError
+from ._pool import Chunk, StagePool
+from ._stats import StageStatistics
+
+if TYPE_CHECKING:
+    from ._pipeline import Pipeline
+
+__all__ = ["Run", "RunCore"]
+
+log = logging.getLogger("trimq.pipelines")
+
+#: Seconds between the statistics a run publishes on the event bus.
+PUBLISH_EVERY = 1.0
+
+
+class RunCore:
+    """The moving parts of one run (see the module docs)."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        node: actors.Node,
+        nursery: trio.Nursery,
+        source: Iterable[Any] | AsyncIterable[Any],
+        *,
+        keep: bool,
+        window: int,
+    ) -> None:
+        self.id = secrets.token_hex(8)
+        self.pipeline = pipeline
+        self.node = node
+        self.nursery = nursery
+        self.pools = [StagePool(self, i, stage) for i, stage in enumerate(pipeline.stages)]
+        self.failures: list[Failure] = []
+        self._source = source
+        self._keep = keep  # run(): keep outputs by source index, for source order
+        self._kept: dict[int, list[tuple[tuple[int, ...], Any]]] = {}
+        self._out: collections.deque[Any] = collections.deque()  # open(): to be iterated
+        self._window = window
+        self._live: dict[int, int] = {}  # source index -> its items still in the pipeline
+        self._admitted = 0
+        self._draining = False
+        self._source_done = False
+        self._changed = trio.Event()
+        self.done = trio.Event()
+        self.error: PipelineError | None = None
+
+    # ------------------------------------------------------------------ starting
+
+    async def start(self) -> None:
+        """Start every stage's pool, then take from the source."""
+        tag = f"{self.pipeline.name}-{self.id[:6]}"
+        for pool in self.pools:
+            await pool.start(self.node, tag)
+        for pool in self.pools:
+            self.nursery.start_soon(pool.dispatch, self.nursery)
+        self.nursery.start_soon(self._admit)
+        self.nursery.start_soon(self._publish)
+
+    async def _admit(self) -> None:
+        # Pull the source as the window allows; a sync source gives whole
+        # batches at once, an async one an item at a time (they are batched
+        # as they queue up).
+        first = self.pools[0]
+        index = 0
+        source = self._source
+        try:
+            if isinstance(source, AsyncIterable):
+                async for value in source:
+                    await self._room()
+                    if self._draining:
+                        break
+                    self._live[index] = 1
+                    self._admitted += 1
+                    first.put(Chunk([index], None, [value]))
+                    index += 1
+            else:
+                iterator = iter(source)
+                size = first.size
+                while True:
+                    await self._room()
+                    if self._draining:
+                        break
+                    room = min(size, self._window - self._admitted)
+                    values = list(itertools.islice(iterator, room))
+                    if not values:
+                        break
+                    ids = list(range(index, index + len(values)))
+                    for i in ids:
+                        self._live[i] = 1
+                    self._admitted += len(values)
+                    index += len(values)
+                    first.put(Chunk(ids, None, values))
+                    await trio.lowlevel.checkpoint()
+        except Exception as exc:
+            self.fatal(f"the source raised {type(exc).__name__}: {exc}")
+            raise
+        finally:
+            self._source_done = True
+            self._check_done()
+
+    async def _room(self) -> None:
+        while self._admitted >= self._window and not self._draining:
+            await self._changed.wait()
+
+    def _notify(self) -> None:
+        # Whoever waits holds the event set here; later waiters get a new one.
+        self._changed.set()
+        self._changed = trio.Event()
+
+    # ------------------------------------------------------------------ items moving on
+
+    def forward(self, stage: int, chunk: Chunk) -> None:
+        """Stage ``stage`` finished these items: on to the next stage, or out."""
+        if not len(chunk):
+            return
+        if stage + 1 < len(self.pools):
+            self.pools[stage + 1].put(chunk)
+            return
+        self._deliver(chunk)
+
+    def expanded(self, index: int, outputs: int) -> None:
+        """One item of source item ``index`` became ``outputs`` items (0: filtered out)."""
+        live = self._live
+        live[index] += outputs - 1
+        if not live[index]:
+            self._finished(index)
+
+    def failed(
+        self, stage: int, index: int, item: Any, error: BaseException, attempts: int
+    ) -> None:
+        """An item failed for good at ``stage``."""
+        name = self.pools[stage].name
+        self.failures.append(Failure(item, name, error, attempts, index))
+        log.warning(
+            "pipeline %r: item %d failed at stage %r after %d attempts: %r",
+            self.pipeline.name, index, name, attempts, error,
+        )  # fmt: skip
+        self._live[index] -= 1
+        if not self._live[index]:
+            self._finished(index)
+
+    def _deliver(self, chunk: Chunk) -> None:
+        live = self._live
+        if self._keep:
+            kept = self._kept
+            for i, index in enumerate(chunk.ids):
+                kept.setdefault(index, []).append((chunk.path(i), chunk.values[i]))
+        else:
+            self._out.extend(chunk.values)
+        for index in chunk.ids:
+            live[index] -= 1
+            if not live[index]:
+                self._finished(index)
+        self._notify()
+
+    def _finished(self, index: int) -> None:
+        del self._live[index]
+        self._admitted -= 1
+        self._notify()
+        self._check_done()
+
+    def _check_done(self) -> None:
+        if (self._source_done or self._draining) and not self._live:
+            self.done.set()
+            self._notify()
+
+    def drain(self) -> None:
+        """Take nothing more from the source; what is in flight finishes."""
+        self._draining = True
+        self._notify()
+        self._check_done()
+
+    def fatal(self, message: str) -> None:
+        """The run cannot go on: it ends with a :class:`PipelineError`."""
+        if self.error is None:
+            self.error = PipelineError(
+                f"pipeline {self.pipeline.name!r}: {message}", self.sorted_failures(), []
+            )
+            log.error("%s", self.error)
+        self.done.set()
+        self._notify()
+
+    # ------------------------------------------------------------------ results
+
+    def results(self) -> list[Any]:
+        """run(): every output, in source order (and path order within an item)."""
+        kept = self._kept
+        return [value for index in sorted(kept) for _, value in sorted(kept[index], key=_path)]
+
+    def sorted_failures(self) -> list[Failure]:
+        """The failures, in source order."""
+        return sorted(self.failures, key=lambda f: f.index)
+
+    async def next_output(self) -> Any:
+        """open(): the next output in completion order.
+
+        Raises:
+            StopAsyncIteration: The run is over.
+            PipelineError: The run could not go on.
+        """
+        while not self._out:
+            if self.error is not None:
+                raise self.error
+            if self.done.is_set():
+                raise StopAsyncIteration
+            await self._changed.wait()
+        return self._out.popleft()
+
+    def statistics(self) -> tuple[StageStatistics, ...]:
+        """Each stage's figures now."""
+        return tuple(pool.statistics() for pool in self.pools)
+
+    async def _publish(self) -> None:
+        # About once a second, for another process to watch the run.
+        topic = f"trimq.pipeline.{self.pipeline.name}"
+        while not self.done.is_set():
+            with trio.move_on_after(PUBLISH_EVERY):
+                await self.done.wait()
+            stages = [s.as_plain() for s in self.statistics()]
+            await self.node.publish(topic, {"run": self.id, "stages": stages})
+
+    async def stop(self) -> None:
+        """Stop every pool's workers."""
+        for pool in self.pools:
+            await pool.stop()
+
+
+def _path(entry: tuple[tuple[int, ...], Any]) -> tuple[int, ...]:
+    return entry[0]
+
+
+class Run:
+    """A running pipeline, from :meth:`Pipeline.open <trimq.pipelines.Pipeline.open>`.
+
+    Iterate it (``async for output in run``) for the outputs, in the order
+    they complete; iteration ends once the source is exhausted (or the run
+    drained) and every item is done.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, core: RunCore) -> None:
+        self._core = core
+
+    @property
+    def id(self) -> str:
+        """The run's id (see :class:`~trimq.pipelines.ItemInfo`)."""
+        return self._core.id
+
+    @property
+    def failures(self) -> list[Failure]:
+        """The items that failed so far, in source order."""
+        return self._core.sorted_failures()
+
+    def statistics(self) -> tuple[StageStatistics, ...]:
+        """Each stage's figures now, in stage order."""
+        return self._core.statistics()
+
+    async def drain(self) -> None:
+        """Take nothing more from the source and wait for what is in flight to finish.
+
+        Outputs not yet iterated stay available to iterate.
+        """
+        self._core.drain()
+        await self._core.done.wait()
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self
+
+    async def __anext__(self) -> Any:
+        return await self._core.next_output()
