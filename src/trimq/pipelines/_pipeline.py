@@ -80,10 +80,10 @@ class Pipeline:
         """
         async with self._running(node, source, keep=True, progress=progress) as core:
             await core.done.wait()
-            if core.error is not None:
-                raise core.error
             failures = core.sorted_failures()
             results = core.results()
+        if core.error is not None:
+            raise core.error
         if failures:
             raise PipelineError(
                 f"pipeline {self.name!r}: {len(failures)} items failed "
@@ -123,6 +123,9 @@ class Pipeline:
         progress: bool | None,
     ) -> AsyncIterator[RunCore]:
         self._check_travel()
+        # The block's own exception is raised as itself, after the run's tasks
+        # are cancelled: not wrapped in the nursery's ExceptionGroup.
+        raised: BaseException | None = None
         async with trio.open_nursery() as nursery:
             core = RunCore(self, node, nursery, source, keep=keep, window=self.window)
             try:
@@ -133,10 +136,14 @@ class Pipeline:
 
                     nursery.start_soon(show_progress, core)
                 yield core
+            except BaseException as exc:
+                raised = exc
             finally:
                 nursery.cancel_scope.cancel()
                 with trio.CancelScope(shield=True), trio.move_on_after(10):
                     await core.stop()
+        if raised is not None:
+            raise raised
 
     def _check_travel(self) -> None:
         # A stage for other nodes ships its function or class: say so now.

@@ -116,7 +116,8 @@ class StagePool:
         self.supervisor: actors.ActorRef | None = None
         self.workers: list[actors.ActorRef] = []
         self.load: collections.Counter[actors.ActorRef] = collections.Counter()
-        self.errors: collections.deque[str] = collections.deque(maxlen=5)  # the last few
+        # The last few errors of the stage's own making (not a worker found gone).
+        self.errors: collections.deque[str] = collections.deque(maxlen=5)
         self._queue: collections.deque[Chunk] = collections.deque()
         self._later: list[tuple[float, int, Chunk]] = []  # retries, by when they may go
         self._order = itertools.count()
@@ -349,7 +350,8 @@ class StagePool:
         self, chunk: Chunk, i: int, error: BaseException, worker: actors.ActorRef | None
     ) -> None:
         attempts = chunk.attempts[i] + 1
-        self.errors.append(f"{type(error).__name__}: {error}")
+        if not isinstance(error, _GONE):
+            self.errors.append(f"{type(error).__name__}: {error}")
         if attempts >= self.stage.max_attempts:
             self.counters.failed += 1
             self.core.failed(self.index, chunk.ids[i], chunk.values[i], error, attempts)
