@@ -99,7 +99,7 @@ async def test_an_actor_stage_that_raises_restarts_fresh_and_the_item_goes_again
     assert [x for x, _, _ in out] == list(range(10))
     assert ATTEMPTS[5] == 2
     # The incarnation that took item 5 again is a fresh instance, or another worker.
-    x, seen, worker = out[5]
+    _, seen, worker = out[5]
     later = [s for y, s, w in out if w == worker and y > 5]
     assert all(s > seen for s in later)
 

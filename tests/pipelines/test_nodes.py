@@ -84,7 +84,7 @@ async def test_a_stage_that_cannot_travel_is_refused_at_run() -> None:
     pipeline = Pipeline(Stage(lambda x: (lock, x), on="worker", name="locked"), name="n")
     async with actors.open_node() as node:
         with pytest.raises(
-            ValueError, match="stage 'locked' runs on other nodes .* cannot be sent"
+            ValueError, match=r"stage 'locked' runs on other nodes .* cannot be sent"
         ):
             await pipeline.run(node, [1])
 
