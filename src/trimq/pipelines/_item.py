@@ -38,15 +38,19 @@ class ItemInfo:
 
 
 class Items(Protocol):
-    """Where the current item's :class:`ItemInfo` comes from (a worker's batch)."""
+    """Where the current item's :class:`ItemInfo` comes from: a worker's batch,
+    with ``at`` the position of the item being handled."""
+
+    at: int
 
     def info(self, i: int) -> ItemInfo:
         """The ``i``-th item's."""
         ...
 
 
-# The batch and the position in it: the ItemInfo is made only when asked for.
-_CURRENT: contextvars.ContextVar[tuple[Items, int]] = contextvars.ContextVar("trimq_pipeline_item")
+# The batch being handled (set once per batch; the worker moves ``at``): the
+# ItemInfo is made only when asked for.
+_CURRENT: contextvars.ContextVar[Items] = contextvars.ContextVar("trimq_pipeline_item")
 
 
 def current_item() -> ItemInfo:
@@ -59,19 +63,19 @@ def current_item() -> ItemInfo:
     .. versionadded:: 0.1
     """
     try:
-        items, i = _CURRENT.get()
+        items = _CURRENT.get()
     except LookupError:
         raise LookupError(
             "current_item() is only known inside a pipeline stage's function or process()"
         ) from None
-    return items.info(i)
+    return items.info(items.at)
 
 
-def set_item(items: Items, i: int) -> contextvars.Token[tuple[Items, int]]:
-    """Make ``items``' ``i``-th the current item (the workers do, around each call)."""
-    return _CURRENT.set((items, i))
+def set_items(items: Items) -> contextvars.Token[Items]:
+    """Make ``items`` the current batch (the workers do, around each batch)."""
+    return _CURRENT.set(items)
 
 
-def reset_item(token: contextvars.Token[tuple[Items, int]]) -> None:
-    """Undo :func:`set_item`."""
+def reset_items(token: contextvars.Token[Items]) -> None:
+    """Undo :func:`set_items`."""
     _CURRENT.reset(token)

@@ -18,7 +18,7 @@ from ._stage import Stage
 __all__ = ["Pipeline"]
 
 #: Source items in the pipeline at once, at most (a bound on its memory).
-WINDOW = 4096
+WINDOW = 8192
 
 
 class Pipeline:

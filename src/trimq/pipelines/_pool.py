@@ -38,8 +38,11 @@ log = logging.getLogger("trimq.pipelines")
 
 #: Batches a worker holds at once: one it works on, one waiting in its mailbox.
 CREDIT = 2
-#: Items per batch, for stages without ``batch=``.
-BATCH = 128
+#: Items per batch at most, for stages without ``batch=``: fewer when the
+#: queue is short (spread over the workers with credit) or the items slow
+#: (a batch should take about BATCH_SECONDS).
+BATCH = 512
+BATCH_SECONDS = 0.02
 #: Back-off before a retry: BACKOFF * 2**(attempt - 1) seconds, at most
 #: BACKOFF_MAX, times a random factor in [0.5, 1.5).
 BACKOFF = 0.05
@@ -236,15 +239,27 @@ class StagePool:
             self._refresh_soon()
         return best
 
+    def _batch_size(self) -> int:
+        # ``batch=`` stages take what they asked for; others as the module says.
+        if self.stage.batch is not None:
+            return self.size
+        free = sum(max(0, CREDIT - self.load[w]) for w in self.workers) or 1
+        size = min(self.size, -(-self.counters.queued // free))  # ceil: spread evenly
+        per_item = self.counters.recent_time()
+        if per_item > 0:
+            size = min(size, int(BATCH_SECONDS / per_item))
+        return max(1, size)
+
     def _next_batch(self) -> Chunk:
-        # Up to ``size`` items from the queue's head; retries go alone.
+        # Up to _batch_size() items from the queue's head; retries go alone.
         queue = self._queue
         head = queue[0]
-        if len(head) > self.size:
-            return head.take(self.size)
+        size = self._batch_size()
+        if len(head) > size:
+            return head.take(size)
         batch = queue.popleft()
         while queue and batch.avoid is None and queue[0].avoid is None:
-            room = self.size - len(batch)
+            room = size - len(batch)
             if room <= 0:
                 break
             nxt = queue[0]

@@ -55,7 +55,9 @@ class RunCore:
         self.failures: list[Failure] = []
         self._source = source
         self._keep = keep  # run(): keep outputs by source index, for source order
-        self._kept: dict[int, list[tuple[tuple[int, ...], Any]]] = {}
+        # run(): outputs by source index; with no generator stage, one each.
+        self._flat = not any(pool.generator for pool in self.pools)
+        self._kept: dict[int, Any] = {}
         self._out: collections.deque[Any] = collections.deque()  # open(): to be iterated
         self._window = window
         self._live: dict[int, int] = {}  # source index -> its items still in the pipeline
@@ -146,6 +148,7 @@ class RunCore:
         live[index] += outputs - 1
         if not live[index]:
             self._finished(index)
+            self._notify()
 
     def failed(
         self, stage: int, index: int, item: Any, error: BaseException, attempts: int
@@ -160,25 +163,36 @@ class RunCore:
         self._live[index] -= 1
         if not self._live[index]:
             self._finished(index)
+        self._notify()
 
     def _deliver(self, chunk: Chunk) -> None:
+        # Per chunk, not per item, wherever it can be.
         live = self._live
+        ids = chunk.ids
         if self._keep:
             kept = self._kept
-            for i, index in enumerate(chunk.ids):
-                kept.setdefault(index, []).append((chunk.path(i), chunk.values[i]))
+            if self._flat:
+                kept.update(zip(ids, chunk.values, strict=True))
+            else:
+                for i, index in enumerate(ids):
+                    kept.setdefault(index, []).append((chunk.path(i), chunk.values[i]))
         else:
             self._out.extend(chunk.values)
-        for index in chunk.ids:
-            live[index] -= 1
-            if not live[index]:
-                self._finished(index)
+        if self._flat:  # one item per source item, so each is done now
+            for index in ids:
+                del live[index]
+            self._admitted -= len(ids)
+            self._check_done()
+        else:
+            for index in ids:
+                live[index] -= 1
+                if not live[index]:
+                    self._finished(index)
         self._notify()
 
     def _finished(self, index: int) -> None:
         del self._live[index]
         self._admitted -= 1
-        self._notify()
         self._check_done()
 
     def _check_done(self) -> None:
@@ -207,6 +221,8 @@ class RunCore:
     def results(self) -> list[Any]:
         """run(): every output, in source order (and path order within an item)."""
         kept = self._kept
+        if self._flat:
+            return [kept[index] for index in sorted(kept)]
         return [value for index in sorted(kept) for _, value in sorted(kept[index], key=_path)]
 
     def sorted_failures(self) -> list[Failure]:

@@ -74,6 +74,10 @@ class StageCounters:
         self._times.append(seconds / count if count else seconds)
         self._trim(now)
 
+    def recent_time(self) -> float:
+        """Seconds per item of the latest batch (0 before the first)."""
+        return self._times[-1] if self._times else 0.0
+
     def _trim(self, now: float) -> None:
         done = self._done
         while done and done[0][0] < now - RATE_WINDOW:

@@ -24,7 +24,7 @@ from typing import Any, Final
 import trio
 
 from .. import actors
-from ._item import ItemInfo, reset_item, set_item
+from ._item import ItemInfo, reset_items, set_items
 from ._stage import Kind, kind_of
 
 __all__ = ["FAILED", "MANY", "MIXED", "OK", "ONE", "SKIPPED", "FunctionWorker", "actor_worker"]
@@ -42,7 +42,7 @@ Answer = tuple[int, list[Any]]
 class _Batch:
     """What one batch's calls see through :func:`~._item.current_item`."""
 
-    __slots__ = ("attempts", "ids", "paths", "run", "stage")
+    __slots__ = ("at", "attempts", "ids", "paths", "run", "stage")
 
     def __init__(
         self,
@@ -53,6 +53,7 @@ class _Batch:
         attempts: list[int],
     ) -> None:
         self.run, self.stage, self.ids, self.paths, self.attempts = run, stage, ids, paths, attempts
+        self.at = 0  # the item being handled
 
     def info(self, i: int) -> ItemInfo:
         path = tuple(self.paths[i]) if self.paths is not None else ()
@@ -79,40 +80,65 @@ async def _call_each(
     stop_at_failure: bool,
 ) -> tuple[Answer, BaseException | None]:
     """Call ``fn`` on each value; the answer, and the error that stopped it (if told to stop)."""
-    outs: list[Any] = []  # one output each, while every item so far succeeded that way
-    results: list[tuple[int, Any]] | None = None  # per item, once one did not
+    token = set_items(batch)
+    try:
+        start = 0
+        outs: list[Any] = []  # one output each, while every item so far gave one
+        if kind == "sync" and timeout is None:
+            # The hot path: a plain function, nothing to await, no scope.
+            append = outs.append
+            try:
+                for start, value in enumerate(values):
+                    batch.at = start
+                    append(fn(value))
+                else:
+                    return (ONE, outs), None
+            except Exception as exc:
+                # The general loop below goes on after ``start``, the item that raised.
+                return await _call_rest(
+                    fn, kind, batch, values, timeout, stop_at_failure, outs, exc
+                )
+        return await _call_rest(fn, kind, batch, values, timeout, stop_at_failure, outs, None)
+    finally:
+        reset_items(token)
+
+
+async def _call_rest(
+    fn: Callable[[Any], Any],
+    kind: Kind,
+    batch: _Batch,
+    values: list[Any],
+    timeout: float | None,
+    stop_at_failure: bool,
+    outs: list[Any],
+    error: BaseException | None,
+) -> tuple[Answer, BaseException | None]:
+    # ``outs``: the outputs of the items before; ``error``: what the next one
+    # raised, if it was called already. Each item from there on gets a status.
+    results: list[tuple[int, Any]] = [(OK, [out]) for out in outs]
     stopped: BaseException | None = None
-    for i, value in enumerate(values):
+    start = len(outs)
+    if error is not None:
+        results.append((FAILED, error))
+        stopped = error if stop_at_failure else None
+        start += 1
+    for i in range(start, len(values)):
         if stopped is not None:
-            assert results is not None
             results.append((SKIPPED, None))
             continue
-        token = set_item(batch, i)
+        batch.at = i
         try:
-            if kind == "sync" and timeout is None:
-                outputs = [fn(value)]  # the hot path: no await, no scope
-            else:
-                with trio.fail_after(timeout) if timeout is not None else _nothing():
-                    outputs = await _outputs(kind, fn(value))
+            with trio.fail_after(timeout) if timeout is not None else _nothing():
+                outputs = await _outputs(kind, fn(values[i]))
         except Exception as exc:
-            if results is None:
-                results = [(OK, [out]) for out in outs]
             results.append((FAILED, exc))
             if stop_at_failure:
                 stopped = exc
             continue
-        finally:
-            reset_item(token)
-        if results is not None:
-            results.append((OK, outputs))
-        elif len(outputs) == 1 and kind in ("sync", "async"):
-            outs.append(outputs[0])
-        else:
-            results = [(OK, [out]) for out in outs]
-            results.append((OK, outputs))
-    if results is None:
-        return (ONE, outs), None
+        results.append((OK, outputs))
     if all(status == OK for status, _ in results):
+        if kind in ("sync", "async"):
+            return (ONE, [outputs[0] for _, outputs in results]), None
         return (MANY, [outputs for _, outputs in results]), None
     return (MIXED, results), stopped
 
@@ -125,7 +151,7 @@ async def _call_batch(
     timeout: float | None,
 ) -> Answer:
     """A ``batch`` stage: one call for the whole list; it must give as many outputs."""
-    token = set_item(batch, 0)
+    token = set_items(batch)
     try:
         with trio.fail_after(timeout * len(values)) if timeout is not None else _nothing():
             outs = await _outputs(kind, fn(values))
@@ -140,7 +166,7 @@ async def _call_batch(
     except Exception as exc:
         return (MIXED, [(FAILED, exc)] * len(values))
     finally:
-        reset_item(token)
+        reset_items(token)
     return (ONE, outs)
 
 
