@@ -94,17 +94,17 @@ async def _demo_curve(ctx: trimq.Context) -> None:
 
 
 async def demo() -> None:
-    """Run each pattern once over each transport, then a supervised actor pool
-    on worker nodes, one of which is killed; print what happened."""
-    print(f"trimq {trimq.__version__}: ZeroMQ on trio")
+    """Show actors, supervision, nodes and a pipeline that loses a worker node,
+    then each socket pattern once; print what happened."""
+    print(f"trimq {trimq.__version__}: ZeroMQ on trio, actors and pipelines on top")
+    with trio.fail_after(60):
+        await demo_actors()
     async with trimq.Context() as ctx:
         with trio.fail_after(10):
             await _demo_pushpull(ctx)
             await _demo_reqrep(ctx)
             await _demo_pubsub(ctx)
             await _demo_curve(ctx)
-    with trio.fail_after(60):
-        await demo_actors()
     print("demo finished")
 
 

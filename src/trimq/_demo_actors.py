@@ -1,11 +1,13 @@
-"""``trimq demo``'s second half: actors on nodes in three processes, supervised from one.
+"""``trimq demo``'s main part: actors, supervision, nodes in three processes, a pipeline.
 
-A hub (this process) and two worker nodes (``trimq node`` subprocesses, each
-allowing only the hub's CURVE key) join over tcp with CURVE. The hub starts
-a supervised pool whose children are placed on the nodes tagged
-``worker``, hands out jobs with ``ask``, kills one worker with SIGKILL half
-way, and hands the jobs that failed out again while the supervisor starts
-the lost children on the other worker. Every job is acknowledged once.
+1. Actors as classes on one node: spawn, tell, ask.
+2. A supervised actor crashes and comes back under the same ref.
+3. A hub (this process) and two worker nodes (``trimq node`` subprocesses,
+   each allowing only the hub's CURVE key) join over tcp with CURVE; the
+   hub spawns an actor on a worker whose class exists only here, so it
+   travels by value.
+4. A pipeline whose middle stage runs on the workers loses one of them to
+   SIGKILL half way: every item still comes out exactly once.
 """
 
 from __future__ import annotations
@@ -16,24 +18,72 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import trio
 
-from trimq import actors
+from trimq import actors, pipelines
 from trimq.auth import create_certificates, load_certificate
 
-__all__ = ["Square", "demo_actors"]
+__all__ = ["Counter", "Flaky", "demo_actors", "square"]
 
-JOBS = 20
-KILL_AT = 8
+ITEMS = 2000
+KILL_AFTER = 500
 
 
-class Square(actors.Actor):
-    """The pool's worker: squares what it is given (importable by the workers)."""
+class Counter(actors.Actor):
+    """Counts what it is told to add."""
 
-    def square(self, n: int) -> int:
-        """``n`` squared."""
-        return n * n
+    def on_start(self) -> None:
+        self.total = 0
+
+    def add(self, n: int) -> None:
+        """Add ``n`` (a tell: no answer)."""
+        self.total += n
+
+    def get(self) -> int:
+        """The total (an ask)."""
+        return self.total
+
+
+class Flaky(actors.Actor):
+    """Fails when asked to; its supervisor starts a fresh one."""
+
+    def on_start(self) -> None:
+        self.calls = 0
+
+    def ping(self) -> str:
+        """Answer, counting calls to this instance."""
+        self.calls += 1
+        return f"pong #{self.calls}"
+
+    def fail(self) -> None:
+        """Crash."""
+        raise RuntimeError("on purpose")
+
+
+def square(n: int) -> int:
+    """The pipeline's middle stage, run on the worker nodes."""
+    return n * n
+
+
+async def _local() -> None:
+    async with actors.open_node("demo") as node:
+        counter = await node.spawn(Counter)
+        for n in (1, 2, 3):
+            await counter.tell("add", n)
+        print(f"actors: spawned {counter.name}, told it add(1), add(2), add(3); "
+              f"ask get() -> {await counter.ask('get')}")  # fmt: skip
+        sup = await node.spawn(actors.Supervisor, [actors.ChildSpec(Flaky, name="flaky")])
+        (flaky,) = await sup.ask("children")
+        first = await flaky.ask("ping")
+        try:
+            await flaky.ask("fail")
+        except RuntimeError as exc:
+            crash = exc
+        again = await flaky.ask("ping")  # queued after the crash: the fresh instance answers
+        print(f"supervision: {flaky.name} answered {first!r}, crashed ({crash}), "
+              f"and answers {again!r} under the same ref")  # fmt: skip
 
 
 async def _start_worker(name: str, keys: Path) -> tuple[trio.Process, str]:
@@ -62,17 +112,16 @@ async def _start_worker(name: str, keys: Path) -> tuple[trio.Process, str]:
     return proc, line.decode().split(" listening on ")[1].split(",")[0].strip()
 
 
-async def _placement(pool: actors.ActorRef, wanted: list[str]) -> list[str]:
-    # The nodes of the pool's children, once they are ``wanted``.
-    with trio.fail_after(15):
-        while True:
-            nodes = sorted(child.node for child in await pool.ask("children"))
-            if nodes == wanted:
-                return nodes
-            await trio.sleep(0.05)  # the supervisor moves them as it learns of the loss
+def _made_here() -> type[actors.Actor]:
+    # A class no other process can import: it travels by value (cloudpickle).
+    class Greeter(actors.Actor):
+        def greet(self, who: str) -> str:
+            return f"hello {who}, from {actors.current_node().name}"
+
+    return Greeter
 
 
-async def _run(keys: Path, workers: list[tuple[trio.Process, str]]) -> None:
+async def _cluster(keys: Path, workers: list[tuple[trio.Process, str]]) -> None:
     hub_public, hub_secret = load_certificate(keys / "hub.key_secret")
     assert hub_secret is not None
     worker_keys = [load_certificate(keys / f"worker-{i}.key")[0] for i in (1, 2)]
@@ -84,45 +133,44 @@ async def _run(keys: Path, workers: list[tuple[trio.Process, str]]) -> None:
             for (_, endpoint), key in zip(workers, worker_keys, strict=True)
         ]
         print(f"nodes: hub joined {' and '.join(names)} over tcp, CURVE on every connection")
-        specs = [actors.ChildSpec(Square, name=f"square-{i}", on="worker") for i in range(4)]
-        pool = await hub.spawn(actors.Supervisor, specs, max_restarts=10, name="pool")
-        nodes = await _placement(pool, sorted(names * 2))
-        print(f"supervision: pool's children on {', '.join(nodes)}")
-        done: dict[int, int] = {}
-        todo = list(range(JOBS))
-        handed_again = 0
-        while todo:
-            children = await pool.ask("children")
-            failed = []
-            for i, job in enumerate(todo):
-                if job == KILL_AT and workers[0][0].returncode is None:
-                    workers[0][0].send_signal(signal.SIGKILL)
-                    await workers[0][0].wait()
-                    print(f"actors: {KILL_AT} jobs done; killed {names[0]} (SIGKILL)")
-                try:
-                    done[job] = await children[i % len(children)].ask("square", job, timeout=5)
-                except (actors.ActorStoppedError, actors.ActorNotFoundError, TimeoutError):
-                    failed.append(job)  # not acknowledged: hand it out again
-            handed_again += len(failed)
-            todo = failed
-        nodes = await _placement(pool, [names[1]] * 4)
-        print(f"supervision: {names[0]} lost; pool's children now on {', '.join(nodes)}")
-        print(
-            f"actors: {len(done)} of {JOBS} jobs acknowledged once each "
-            f"({handed_again} handed out again), squares sum to {sum(done.values())}"
-        )
+        greeter = await hub.spawn(_made_here(), on=names[0])
+        print(f"nodes: a class made in this process, spawned on {names[0]} by value: "
+              f"{await greeter.ask('greet', 'hub')!r}")  # fmt: skip
+        await _pipeline(hub, workers[0][0], names[0])
+
+
+async def _pipeline(hub: actors.Node, victim: trio.Process, victim_name: str) -> None:
+    pipeline = pipelines.Pipeline(
+        pipelines.Stage(int, name="parse"),
+        pipelines.Stage(square, workers=4, on="worker"),
+        pipelines.Stage(str, name="format"),
+        name="demo",
+    )
+    seen: list[Any] = []
+    async with pipeline.open(hub, (str(i) for i in range(ITEMS))) as run:
+        async for output in run:
+            seen.append(output)
+            if len(seen) == KILL_AFTER:
+                victim.send_signal(signal.SIGKILL)
+                print(f"pipelines: {KILL_AFTER} items out; killed {victim_name} (SIGKILL) "
+                      "with items in flight")  # fmt: skip
+        middle = run.statistics()[1]
+    exact = sorted(seen, key=int) == [str(i * i) for i in range(ITEMS)]
+    print(f"pipelines: {len(seen)} of {ITEMS} items out, each exactly once: {exact} "
+          f"({middle.retried} attempts at {victim_name} went out again)")  # fmt: skip
 
 
 async def demo_actors() -> None:
     """Run the actors demo (see the module docs); prints what happens."""
-    logging.getLogger("trimq").setLevel(logging.ERROR)  # the lost node is on purpose
+    logging.getLogger("trimq").setLevel(logging.CRITICAL)  # the crash and the loss are on purpose
+    await _local()
     with tempfile.TemporaryDirectory() as tmp:
         keys = Path(tmp)
         for name in ("hub", "worker-1", "worker-2"):
             create_certificates(keys, name)
         workers = [await _start_worker(f"worker-{i}", keys) for i in (1, 2)]
         try:
-            await _run(keys, workers)
+            await _cluster(keys, workers)
         finally:
             for proc, _ in workers:
                 if proc.returncode is None:
