@@ -141,6 +141,7 @@ class Pipeline:
             finally:
                 nursery.cancel_scope.cancel()
                 with trio.CancelScope(shield=True), trio.move_on_after(10):
+                    await core.publish()  # the last figures, for whoever watches
                     await core.stop()
         if raised is not None:
             raise raised

@@ -249,13 +249,20 @@ class RunCore:
         return tuple(pool.statistics() for pool in self.pools)
 
     async def _publish(self) -> None:
-        # About once a second, for another process to watch the run.
-        topic = f"trimq.pipeline.{self.pipeline.name}"
+        # About once a second, for another process to watch the run (and
+        # once more at its end: see publish).
         while not self.done.is_set():
             with trio.move_on_after(PUBLISH_EVERY):
                 await self.done.wait()
-            stages = [s.as_plain() for s in self.statistics()]
-            await self.node.publish(topic, {"run": self.id, "stages": stages})
+            if not self.done.is_set():
+                await self.publish()
+
+    async def publish(self) -> None:
+        """Publish the statistics now, on ``trimq.pipeline.<name>``."""
+        stages = [s.as_plain() for s in self.statistics()]
+        await self.node.publish(
+            f"trimq.pipeline.{self.pipeline.name}", {"run": self.id, "stages": stages}
+        )
 
     async def stop(self) -> None:
         """Stop every pool's workers."""
