@@ -4,6 +4,7 @@ crashing Actor stages, a pool that gives up, wrong batch lengths, current_item."
 from __future__ import annotations
 
 import collections
+import itertools
 from typing import Any
 
 import pytest
@@ -147,3 +148,28 @@ async def test_an_attempt_that_takes_longer_than_timeout_fails(autojump_clock: A
 def test_current_item_outside_a_stage_says_so() -> None:
     with pytest.raises(LookupError, match="only known inside a pipeline stage"):
         current_item()
+
+
+TIMES: list[float] = []
+
+
+def fails_three_times(x: int) -> int:
+    if x == 0:
+        TIMES.append(trio.current_time())
+        if len(TIMES) <= 3:
+            raise RuntimeError(f"attempt {len(TIMES)}")
+    return x
+
+
+async def test_retries_back_off_exponentially_with_jitter(autojump_clock: Any) -> None:
+    """Under the autojump clock the waits between attempts are the back-off itself:
+    0.05 s * 2**(n-1) before attempt n+1, times a jitter in [0.5, 1.5)."""
+    TIMES.clear()
+    async with actors.open_node() as node:
+        pipeline = Pipeline(Stage(fails_three_times, workers=2, max_attempts=4), name="b")
+        assert await pipeline.run(node, range(3)) == [0, 1, 2]
+    waits = [later - earlier for earlier, later in itertools.pairwise(TIMES)]
+    assert len(waits) == 3
+    for n, wait in enumerate(waits, 1):
+        base = 0.05 * 2 ** (n - 1)
+        assert 0.5 * base <= wait < 1.5 * base + 0.01, (n, wait)

@@ -53,6 +53,7 @@ async def test_a_progress_table_on_request(capfd: pytest.CaptureFixture[str]) ->
             assert await pipeline.run(node, range(10), progress=True) == [2 * i for i in range(10)]
     err = capfd.readouterr().err
     assert "pipeline shown" in err
+    assert "10 of 10 items done" in err  # the source has a length: a total
     assert "double" in err
 
 

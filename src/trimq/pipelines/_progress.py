@@ -15,8 +15,20 @@ if TYPE_CHECKING:
 __all__ = ["show_progress"]
 
 
-def _table(core: RunCore) -> Table:
-    table = Table(title=f"pipeline {core.pipeline.name} (run {core.id[:6]})")
+def _title(core: RunCore, started: float) -> str:
+    title = f"pipeline {core.pipeline.name} (run {core.id[:6]}): {core.finished:,}"
+    if core.total is None:
+        return title + " items done"
+    title += f" of {core.total:,} items done"
+    elapsed = trio.current_time() - started
+    if core.finished and core.finished < core.total and elapsed > 0:
+        eta = (core.total - core.finished) * elapsed / core.finished
+        title += f", about {eta:,.0f} s to go"
+    return title
+
+
+def _table(core: RunCore, started: float) -> Table:
+    table = Table(title=_title(core, started))
     for column in (
         "stage",
         "done",
@@ -44,8 +56,10 @@ def _table(core: RunCore) -> Table:
 
 async def show_progress(core: RunCore) -> None:
     """Redraw the per-stage table a few times a second until the run is done."""
-    with Live(_table(core), console=Console(stderr=True), refresh_per_second=4) as live:
+    started = trio.current_time()
+    console = Console(stderr=True)
+    with Live(_table(core, started), console=console, refresh_per_second=4) as live:
         while not core.done.is_set():
             with trio.move_on_after(0.25):
                 await core.done.wait()
-            live.update(_table(core))
+            live.update(_table(core, started))

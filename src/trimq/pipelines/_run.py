@@ -13,7 +13,7 @@ import collections
 import itertools
 import logging
 import secrets
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sized
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -54,6 +54,10 @@ class RunCore:
         self.pools = [StagePool(self, i, stage) for i, stage in enumerate(pipeline.stages)]
         self.failures: list[Failure] = []
         self._source = source
+        #: How many items the source has, if it can tell (progress: total, ETA).
+        self.total: int | None = len(source) if isinstance(source, Sized) else None
+        #: Source items done with (every output delivered, or failed).
+        self.finished = 0
         self._keep = keep  # run(): keep outputs by source index, for source order
         # run(): outputs by source index; with no generator stage, one each.
         self._flat = not any(pool.generator for pool in self.pools)
@@ -182,6 +186,7 @@ class RunCore:
             for index in ids:
                 del live[index]
             self._admitted -= len(ids)
+            self.finished += len(ids)
             self._check_done()
         else:
             for index in ids:
@@ -193,6 +198,7 @@ class RunCore:
     def _finished(self, index: int) -> None:
         del self._live[index]
         self._admitted -= 1
+        self.finished += 1
         self._check_done()
 
     def _check_done(self) -> None:
