@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
 from trimq import actors, pipelines
 from trimq.pipelines import Pipeline, Stage
@@ -112,3 +113,47 @@ async def test_drain_stops_taking_from_an_endless_source() -> None:
                 rest = stats.received
     assert sorted(got) == list(range(1, len(got) + 1))  # every admitted item, once
     assert len(got) == rest
+
+
+async def test_a_slow_reader_slows_the_source() -> None:
+    """Outputs not yet read count against the window: a reader that stops reading
+    stops the source, so memory stays bounded whatever it does."""
+    pulled = 0
+
+    async def endless() -> AsyncIterator[int]:
+        nonlocal pulled
+        while True:
+            await trio.lowlevel.checkpoint()
+            pulled += 1
+            yield pulled
+
+    async with actors.open_node() as node:
+        pipeline = Pipeline(Stage(inc, workers=2), name="slow-reader", window=100)
+        with trio.fail_after(TIMEOUT):
+            async with pipeline.open(node, endless()) as run:
+                await run.__anext__()
+                await trio.testing.wait_all_tasks_blocked()  # nothing moves any more
+                assert pulled <= 100 + 1
+                taken = pulled
+                for _ in range(50):
+                    await run.__anext__()
+                await trio.testing.wait_all_tasks_blocked()
+                assert taken < pulled <= 100 + 51  # reading made room, and only so much
+
+
+async def test_a_source_that_raises_ends_the_run_with_a_pipeline_error() -> None:
+    def broken() -> Any:
+        yield 1
+        raise OSError("the disk went away")
+
+    async with actors.open_node() as node:
+        pipeline = Pipeline(Stage(inc), name="broken")
+        with trio.fail_after(TIMEOUT), pytest.raises(pipelines.PipelineError) as caught:
+            await pipeline.run(node, broken())
+    assert "the source raised OSError: the disk went away" in str(caught.value)
+    assert isinstance(caught.value.__cause__, OSError)
+
+
+def test_a_bare_function_is_not_a_stage() -> None:
+    with pytest.raises(TypeError, match=r"made of Stage objects.*wrap it"):
+        Pipeline(inc)  # type: ignore[arg-type]

@@ -45,14 +45,16 @@ class Pipeline:
     def __init__(self, *stages: Stage, name: str = "pipeline", window: int = WINDOW) -> None:
         if not stages:
             raise ValueError("a Pipeline needs at least one Stage")
+        for stage in stages:
+            if not isinstance(stage, Stage):
+                raise TypeError(
+                    f"a Pipeline is made of Stage objects, not {stage!r}: wrap it, Stage({stage!r})"
+                )
         names = [s.name for s in stages]
         if len(set(names)) != len(names):
             raise ValueError(f"stage names must differ (give Stage(name=...)): {names}")
         if window < 1:
             raise ValueError(f"window must be at least 1, got {window}")
-        for stage in stages:
-            if not isinstance(stage, Stage):
-                raise TypeError(f"a Pipeline is made of Stage objects, not {stage!r}")
         self.stages = tuple(stages)
         self.name = name
         self.window = window

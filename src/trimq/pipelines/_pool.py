@@ -251,14 +251,15 @@ class StagePool:
         return max(1, size)
 
     def _next_batch(self) -> Chunk:
-        # Up to _batch_size() items from the queue's head; retries go alone.
+        # Up to _batch_size() items from the queue's head (retries that avoid
+        # the same worker go together).
         queue = self._queue
         head = queue[0]
         size = self._batch_size()
         if len(head) > size:
             return head.take(size)
         batch = queue.popleft()
-        while queue and batch.avoid is None and queue[0].avoid is None:
+        while queue and batch.avoid == queue[0].avoid:
             room = size - len(batch)
             if room <= 0:
                 break
@@ -327,8 +328,8 @@ class StagePool:
                 skipped.append(i)
         self.counters.completed += len(results) - len(retry) - len(skipped)
         self.core.forward(self.index, done)
-        for i, error in retry:
-            self._failed_one(chunk, i, error, worker)
+        if retry:
+            self._failed(chunk, [i for i, _ in retry], [e for _, e in retry], worker)
         if skipped:
             again = Chunk(
                 [chunk.ids[i] for i in skipped],
@@ -358,23 +359,37 @@ class StagePool:
     def _failed_all(
         self, chunk: Chunk, error: BaseException, worker: actors.ActorRef | None
     ) -> None:
-        for i in range(len(chunk)):
-            self._failed_one(chunk, i, error, worker)
+        self._failed(chunk, list(range(len(chunk))), [error] * len(chunk), worker)
 
-    def _failed_one(
-        self, chunk: Chunk, i: int, error: BaseException, worker: actors.ActorRef | None
+    def _failed(
+        self,
+        chunk: Chunk,
+        which: list[int],
+        errors: list[BaseException],
+        worker: actors.ActorRef | None,
     ) -> None:
-        attempts = chunk.attempts[i] + 1
-        if not isinstance(error, _GONE):
-            self.errors.append(f"{type(error).__name__}: {error}")
-        if attempts >= self.stage.max_attempts:
-            self.counters.failed += 1
-            self.core.failed(self.index, chunk.ids[i], chunk.values[i], error, attempts)
+        # Items ``which`` of ``chunk`` failed an attempt: those with attempts
+        # left go out again together, after the back-off of the most tried.
+        retry = Chunk([], [], [], [], worker)
+        assert retry.paths is not None
+        for i, error in zip(which, errors, strict=True):
+            attempts = chunk.attempts[i] + 1
+            if not isinstance(error, _GONE):
+                self.errors.append(f"{type(error).__name__}: {error}")
+            if attempts >= self.stage.max_attempts:
+                self.counters.failed += 1
+                self.core.failed(self.index, chunk.ids[i], chunk.values[i], error, attempts)
+                continue
+            retry.ids.append(chunk.ids[i])
+            retry.paths.append(chunk.path(i))
+            retry.values.append(chunk.values[i])
+            retry.attempts.append(attempts)
+        if not len(retry):
             return
-        self.counters.retried += 1
-        self.counters.queued += 1
-        retry = Chunk([chunk.ids[i]], [chunk.path(i)], [chunk.values[i]], [attempts], worker)
-        delay = min(BACKOFF * 2 ** (attempts - 1), BACKOFF_MAX) * (0.5 + random.random())
+        self.counters.retried += len(retry)
+        self.counters.queued += len(retry)
+        most = max(retry.attempts)
+        delay = min(BACKOFF * 2 ** (most - 1), BACKOFF_MAX) * (0.5 + random.random())
         heapq.heappush(self._later, (trio.current_time() + delay, next(self._order), retry))
         self._wake()
 

@@ -93,9 +93,14 @@ class RunCore:
         source = self._source
         try:
             if isinstance(source, AsyncIterable):
-                async for value in source:
-                    await self._room()
+                items = aiter(source)
+                while True:
+                    await self._room()  # before taking: never hold what cannot go in
                     if self._draining:
+                        break
+                    try:
+                        value = await anext(items)
+                    except StopAsyncIteration:
                         break
                     self._live[index] = 1
                     self._admitted += 1
@@ -108,7 +113,7 @@ class RunCore:
                     await self._room()
                     if self._draining:
                         break
-                    room = min(size, self._window - self._admitted)
+                    room = min(size, self._window - self._admitted - len(self._out))
                     values = list(itertools.islice(iterator, room))
                     if not values:
                         break
@@ -120,14 +125,14 @@ class RunCore:
                     first.put(Chunk(ids, None, values))
                     await trio.lowlevel.checkpoint()
         except Exception as exc:
-            self.fatal(f"the source raised {type(exc).__name__}: {exc}")
-            raise
+            self.fatal(f"the source raised {type(exc).__name__}: {exc}", exc)
         finally:
             self._source_done = True
             self._check_done()
 
     async def _room(self) -> None:
-        while self._admitted >= self._window and not self._draining:
+        # Outputs not yet read count too: a slow reader slows the source.
+        while self._admitted + len(self._out) >= self._window and not self._draining:
             await self._changed.wait()
 
     def _notify(self) -> None:
@@ -212,12 +217,13 @@ class RunCore:
         self._notify()
         self._check_done()
 
-    def fatal(self, message: str) -> None:
-        """The run cannot go on: it ends with a :class:`PipelineError`."""
+    def fatal(self, message: str, cause: BaseException | None = None) -> None:
+        """The run cannot go on: it ends with a :class:`PipelineError` (from ``cause``)."""
         if self.error is None:
             self.error = PipelineError(
                 f"pipeline {self.pipeline.name!r}: {message}", self.sorted_failures(), []
             )
+            self.error.__cause__ = cause
             log.error("%s", self.error)
         self.done.set()
         self._notify()
@@ -248,7 +254,10 @@ class RunCore:
             if self.done.is_set():
                 raise StopAsyncIteration
             await self._changed.wait()
-        return self._out.popleft()
+        output = self._out.popleft()
+        if len(self._out) + self._admitted + 1 == self._window:
+            self._notify()  # room again for the source
+        return output
 
     def statistics(self) -> tuple[StageStatistics, ...]:
         """Each stage's figures now."""

@@ -233,7 +233,9 @@ class ActorStage:
         process = getattr(self, "process")  # noqa: B009
         batch = _Batch(run, stage, ids, paths, attempts)
         if self._pipeline_batch_size:
-            answer = await _call_batch(process, kind_of(process), batch, values, None)
+            answer = await _call_batch(
+                process, kind_of(process), batch, values, self._pipeline_timeout
+            )
             stopped = answer[1][0][1] if answer[0] == MIXED else None
         else:
             answer, stopped = await _call_each(
