@@ -14,6 +14,7 @@ from .. import actors
 from ._errors import PipelineError
 from ._run import Run, RunCore
 from ._stage import Stage
+from ._travel import by_value, shipped_modules
 
 __all__ = ["Pipeline"]
 
@@ -128,23 +129,24 @@ class Pipeline:
         # The block's own exception is raised as itself, after the run's tasks
         # are cancelled: not wrapped in the nursery's ExceptionGroup.
         raised: BaseException | None = None
-        async with trio.open_nursery() as nursery:
-            core = RunCore(self, node, nursery, source, keep=keep, window=self.window)
-            try:
-                await core.start()
-                show = progress if progress is not None else sys.stderr.isatty()
-                if show:
-                    from ._progress import show_progress
+        with by_value(shipped_modules(self.stages)):
+            async with trio.open_nursery() as nursery:
+                core = RunCore(self, node, nursery, source, keep=keep, window=self.window)
+                try:
+                    await core.start()
+                    show = progress if progress is not None else sys.stderr.isatty()
+                    if show:
+                        from ._progress import show_progress
 
-                    nursery.start_soon(show_progress, core)
-                yield core
-            except BaseException as exc:
-                raised = exc
-            finally:
-                nursery.cancel_scope.cancel()
-                with trio.CancelScope(shield=True), trio.move_on_after(10):
-                    await core.publish()  # the last figures, for whoever watches
-                    await core.stop()
+                        nursery.start_soon(show_progress, core)
+                    yield core
+                except BaseException as exc:
+                    raised = exc
+                finally:
+                    nursery.cancel_scope.cancel()
+                    with trio.CancelScope(shield=True), trio.move_on_after(10):
+                        await core.publish()  # the last figures, for whoever watches
+                        await core.stop()
         if raised is not None:
             raise raised
 
