@@ -1,18 +1,24 @@
-"""A worker pool spread over several hosts, supervised from one: work survives a dead node.
+"""A worker pool spread over several hosts, run as a pipeline from one: work survives a dead node.
 
 ::
 
     hub (this program)                 worker-1 (trimq node)   worker-2 (trimq node)
-      Supervisor "pool" ------ CURVE ---> square-0, square-2      square-1, square-3
-        children placed on="worker"
+      Pipeline "squares" ----- CURVE ---> 2 Square workers        2 Square workers
+        Stage(Square, workers=4, on="worker")
 
 The hub connects to the worker nodes (each started with ``trimq node``, tagged
-``worker``, allowing only the hub's key) and starts a supervised pool whose
-children are placed on nodes tagged ``worker``. It hands out 40 jobs with
-``ask``. After 10, worker-1 is killed (``kill -9``): the hub notices within
-its heartbeat timeout, the supervisor starts worker-1's children again on
-worker-2, and the jobs that failed with "node lost" are handed out again. No
-acknowledged job is lost.
+``worker``, allowing only the hub's key) and runs a one-stage pipeline over 40
+jobs with ``Pipeline.run``. The stage is an Actor class, ``Square``, whose
+``process`` squares a job; its four workers are supervised actors placed on
+nodes tagged ``worker``, two on each. Jobs arrive every 5 ms and take 20 ms
+each. After 10, worker-1 is killed (``kill -9``).
+
+The hub owns every job until a worker answers for it. A job at worker-1 fails
+its attempt once the hub finds worker-1 gone (at the latest after a second
+without heartbeats), and goes out again, after a short back-off, to a worker
+on worker-2. The stage's supervisor starts worker-1's two workers again on
+worker-2. No job is lost, and ``run`` returns each result once, in job order.
+There is no retry loop here: the pipeline does it.
 
 On several hosts, step by step::
 
@@ -30,13 +36,15 @@ On several hosts, step by step::
         --worker tcp://HOST1:7000=worker-1.key --worker tcp://HOST2:7000=worker-2.key
 
 Run without arguments, it makes the keys in a temporary directory and starts
-two ``trimq node`` workers itself, on loopback. Expected output::
+two ``trimq node`` workers itself, on loopback. Expected output (``...``
+stands for what varies from run to run: jobs 0 to 9 usually ran on both
+workers)::
 
     hub: connected to worker-1, worker-2
-    hub: pool children on worker-1, worker-1, worker-2, worker-2
-    hub: killed worker-1
-    hub: pool children on worker-2, worker-2, worker-2, worker-2
-    hub: 40 of 40 jobs acknowledged, results sum to 20540
+    hub: 10 jobs handed out; killed worker-1
+    hub: 40 of 40 jobs done, results sum to 20540
+    hub: jobs 0 to 9 ran on ...
+    hub: jobs 10 to 39 ran on worker-2
 """
 
 from __future__ import annotations
@@ -47,20 +55,26 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import trio
 
 from trimq import actors
-from trimq.actors import ChildSpec, Supervisor
 from trimq.auth import create_certificates, load_certificate
+from trimq.pipelines import Pipeline, Stage
 
 JOBS = 40
+KILL_AT = 10
 
 
 class Square(actors.Actor):
-    def square(self, n: int) -> int:
-        return n * n
+    """A stage's worker: an actor, on whichever node its supervisor placed it."""
+
+    async def process(self, n: int) -> tuple[int, str]:
+        """``n`` squared, and the node that squared it (after 20 ms, as for real work)."""
+        await trio.sleep(0.02)
+        return n * n, self.node.name
 
 
 def start_worker(name: str, keys: Path) -> tuple[subprocess.Popen[str], str]:
@@ -84,15 +98,19 @@ def start_worker(name: str, keys: Path) -> tuple[subprocess.Popen[str], str]:
     return proc, ready.split(" listening on ")[1].split(",")[0].strip()
 
 
-async def placement(hub: actors.Node, pool: actors.ActorRef, wanted: list[str]) -> list[str]:
-    """The nodes of the pool's children, once they are ``wanted``."""
-    with trio.fail_after(10):
-        while True:
-            children = await pool.ask("children")
-            nodes = sorted(child.node for child in children)
-            if nodes == wanted:
-                return nodes
-            await trio.sleep(0.05)  # the supervisor moves them as it learns of the loss
+async def jobs(kill: subprocess.Popen[str] | None, victim: str) -> AsyncIterator[int]:
+    """The jobs, one every 5 ms; worker-1 is killed after the first ``KILL_AT``."""
+    for n in range(JOBS):
+        if n == KILL_AT and kill is not None:
+            kill.send_signal(signal.SIGKILL)
+            print(f"hub: {KILL_AT} jobs handed out; killed {victim}")
+        yield n
+        await trio.sleep(0.005)
+
+
+def ran_on(results: list[tuple[int, str]], first: int, last: int) -> str:
+    """Which nodes did jobs ``first`` to ``last``."""
+    return " and ".join(sorted({node for _, node in results[first : last + 1]}))
 
 
 async def run(
@@ -109,28 +127,12 @@ async def run(
             for (endpoint, _), key in zip(workers, worker_keys, strict=True)
         ]
         print(f"hub: connected to {', '.join(names)}")
-        specs = [ChildSpec(Square, name=f"square-{i}", on="worker") for i in range(4)]
-        pool = await hub.spawn(Supervisor, specs, max_restarts=10, name="pool")
-        nodes = await placement(hub, pool, sorted(names * 2))
-        print(f"hub: pool children on {', '.join(nodes)}")
-        done: dict[int, int] = {}
-        todo = list(range(JOBS))
-        while todo:
-            children = await pool.ask("children")
-            failed = []
-            for i, job in enumerate(todo):
-                if job == 10 and kill is not None and kill.poll() is None:
-                    kill.send_signal(signal.SIGKILL)
-                    print(f"hub: killed {names[0]}")
-                try:
-                    done[job] = await children[i % len(children)].ask("square", job, timeout=5)
-                except (actors.ActorStoppedError, actors.ActorNotFoundError, TimeoutError):
-                    failed.append(job)  # not acknowledged: hand it out again
-            todo = failed
-        if kill is not None:
-            nodes = await placement(hub, pool, [names[1]] * 4)
-            print(f"hub: pool children on {', '.join(nodes)}")
-        print(f"hub: {len(done)} of {JOBS} jobs acknowledged, results sum to {sum(done.values())}")
+        pipeline = Pipeline(Stage(Square, workers=4, on="worker"), name="squares")
+        results = await pipeline.run(hub, jobs(kill, names[0]), progress=False)
+        total = sum(square for square, _ in results)
+        print(f"hub: {len(results)} of {JOBS} jobs done, results sum to {total}")
+        print(f"hub: jobs 0 to {KILL_AT - 1} ran on {ran_on(results, 0, KILL_AT - 1)}")
+        print(f"hub: jobs {KILL_AT} to {JOBS - 1} ran on {ran_on(results, KILL_AT, JOBS - 1)}")
 
 
 def main() -> None:

@@ -25,7 +25,8 @@ import trimq
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 EXAMPLES = sorted(EXAMPLES_DIR.glob("*.py"))
-# Each example takes well under a second; the margin is for slow CI machines.
+# Most examples take well under a second, the cluster ones a few; the margin is
+# for slow CI machines.
 TIMEOUT = 30
 
 
@@ -140,3 +141,35 @@ def test_check_output_allows_interleaving_but_not_reordering() -> None:
         check_output(patterns, ["a: 1", "b: x", "done"])
     with pytest.raises(pytest.fail.Exception):
         check_output(["a: 1", "a: 2"], ["a: 2", "a: 1"])
+
+
+# The pipeline examples: beyond their documented output, what the output shows.
+
+
+async def test_wordcount_prints_exactly_its_documented_output(tmp_path: Path) -> None:
+    # Nothing in it varies: every line, and only those, in order.
+    path = EXAMPLES_DIR / "wordcount.py"
+    output, stderr = await run_example([str(path)], cwd=tmp_path)
+    assert stderr == ""
+    assert output == expected_output(path.read_text())
+
+
+async def test_pipeline_cluster_sends_the_killed_workers_items_again(tmp_path: Path) -> None:
+    output, stderr = await run_example([str(EXAMPLES_DIR / "pipeline_cluster.py")], cwd=tmp_path)
+    assert stderr == ""
+    assert "hub: 2000 of 2000 items came out, each exactly once" in output
+    stats = {line.split(":")[1].strip(): line for line in output if line.startswith("stats:")}
+    assert list(stats) == ["parse", "transform", "store"]
+    retried = re.search(r"retried (\d+),", stats["transform"])
+    assert retried, stats["transform"]
+    # worker-1 held batches when it was killed: they failed and went out again.
+    assert int(retried.group(1)) > 0, stats["transform"]
+    for name in ("parse", "store"):
+        assert "completed 2000, failed 0, retried 0," in stats[name]
+
+
+async def test_cluster_pool_loses_no_job_to_the_killed_worker(tmp_path: Path) -> None:
+    output, stderr = await run_example([str(EXAMPLES_DIR / "cluster_pool.py")], cwd=tmp_path)
+    assert stderr == ""
+    assert "hub: 40 of 40 jobs done, results sum to 20540" in output
+    assert "hub: jobs 10 to 39 ran on worker-2" in output
