@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .. import actors
+from ._chunk import Chunk
 from ._stage import Stage
 from ._stats import StageCounters, StageStatistics
 from ._worker import FAILED, MANY, MIXED, OK, ONE, SKIPPED, FunctionWorker, actor_worker
@@ -32,7 +33,7 @@ from ._worker import FAILED, MANY, MIXED, OK, ONE, SKIPPED, FunctionWorker, acto
 if TYPE_CHECKING:
     from ._run import RunCore
 
-__all__ = ["Chunk", "StagePool"]
+__all__ = ["StagePool"]
 
 log = logging.getLogger("trimq.pipelines")
 
@@ -52,57 +53,6 @@ BACKOFF_MAX = 5.0
 SUSPECT_FOR = 5.0
 #: Errors that mean the worker (or its node) is gone, not the item's fault.
 _GONE = (actors.ActorStoppedError, actors.ActorNotFoundError)
-
-
-class Chunk:
-    """Items of one stage, side by side: waiting, or at a worker."""
-
-    __slots__ = ("attempts", "avoid", "ids", "paths", "values")
-
-    def __init__(
-        self,
-        ids: list[int],
-        paths: list[tuple[int, ...]] | None,
-        values: list[Any],
-        attempts: list[int] | None = None,
-        avoid: actors.ActorRef | None = None,
-    ) -> None:
-        self.ids = ids
-        self.paths = paths  # None: every path is ()
-        self.values = values
-        self.attempts = attempts if attempts is not None else [0] * len(ids)  # made so far
-        self.avoid = avoid  # the worker a retry should not go back to, if it can
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def path(self, i: int) -> tuple[int, ...]:
-        """The ``i``-th item's path."""
-        return self.paths[i] if self.paths is not None else ()
-
-    def take(self, n: int) -> Chunk:
-        """The first ``n`` items, removed from this chunk."""
-        head = Chunk(
-            self.ids[:n],
-            None if self.paths is None else self.paths[:n],
-            self.values[:n],
-            self.attempts[:n],
-            self.avoid,
-        )
-        del self.ids[:n], self.values[:n], self.attempts[:n]
-        if self.paths is not None:
-            del self.paths[:n]
-        return head
-
-    def extend(self, other: Chunk) -> None:
-        """Append ``other``'s items."""
-        if other.paths is not None or self.paths is not None:
-            self.paths = [self.path(i) for i in range(len(self))] + [
-                other.path(i) for i in range(len(other))
-            ]
-        self.ids += other.ids
-        self.values += other.values
-        self.attempts += other.attempts
 
 
 class StagePool:

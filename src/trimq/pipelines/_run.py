@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .. import actors
+from ._chunk import Chunk
 from ._errors import Failure, PipelineError
-from ._pool import Chunk, StagePool
+from ._pool import StagePool
 from ._stats import StageStatistics
 
 if TYPE_CHECKING:
