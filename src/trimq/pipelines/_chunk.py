@@ -17,7 +17,7 @@ __all__ = ["Chunk"]
 class Chunk:
     """Items of one stage, side by side: waiting, or at a worker."""
 
-    __slots__ = ("attempts", "avoid", "ids", "paths", "values")
+    __slots__ = ("attempts", "avoid", "ids", "keys", "paths", "values")
 
     def __init__(
         self,
@@ -32,6 +32,7 @@ class Chunk:
         self.values = values
         self.attempts = attempts if attempts is not None else [0] * len(ids)  # made so far
         self.avoid = avoid  # the worker a retry should not go back to, if it can
+        self.keys: list[Any] | None = None  # a keyed stage's: each item's key
 
     def __len__(self) -> int:
         return len(self.ids)

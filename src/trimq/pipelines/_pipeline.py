@@ -14,7 +14,7 @@ from .. import actors
 from ._errors import PipelineError
 from ._run import Run, RunCore
 from ._stage import Stage
-from ._travel import by_value, shipped_modules
+from ._travel import Shipping
 
 __all__ = ["Pipeline"]
 
@@ -50,6 +50,12 @@ class Pipeline:
             if not isinstance(stage, Stage):
                 raise TypeError(
                     f"a Pipeline is made of Stage objects, not {stage!r}: wrap it, Stage({stage!r})"
+                )
+        for i, stage in enumerate(stages):
+            if stage.key is not None and any(s.kind in ("gen", "agen") for s in stages[:i]):
+                raise ValueError(
+                    f"stage {stage.name!r} has key= but a generator stage comes before it: "
+                    "per-key source order after a generator is not supported yet"
                 )
         names = [s.name for s in stages]
         if len(set(names)) != len(names):
@@ -129,9 +135,12 @@ class Pipeline:
         # The block's own exception is raised as itself, after the run's tasks
         # are cancelled: not wrapped in the nursery's ExceptionGroup.
         raised: BaseException | None = None
-        with by_value(shipped_modules(self.stages)):
+        shipping = Shipping()
+        try:
             async with trio.open_nursery() as nursery:
-                core = RunCore(self, node, nursery, source, keep=keep, window=self.window)
+                core = RunCore(
+                    self, node, nursery, source, keep=keep, window=self.window, shipping=shipping
+                )
                 try:
                     await core.start()
                     show = progress if progress is not None else sys.stderr.isatty()
@@ -147,6 +156,8 @@ class Pipeline:
                     with trio.CancelScope(shield=True), trio.move_on_after(10):
                         await core.publish()  # the last figures, for whoever watches
                         await core.stop()
+        finally:
+            shipping.close()
         if raised is not None:
             raise raised
 

@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import heapq
-import itertools
 import logging
-import math
 import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -26,8 +23,10 @@ import trio
 
 from .. import actors
 from ._chunk import Chunk
+from ._queues import FifoQueue, KeyedQueue
 from ._stage import Stage
 from ._stats import StageCounters, StageStatistics
+from ._travel import missing_module, module_of
 from ._worker import FAILED, MANY, MIXED, OK, ONE, SKIPPED, FunctionWorker, actor_worker
 
 if TYPE_CHECKING:
@@ -71,9 +70,9 @@ class StagePool:
         self.load: collections.Counter[actors.ActorRef] = collections.Counter()
         # The last few errors of the stage's own making (not a worker found gone).
         self.errors: collections.deque[str] = collections.deque(maxlen=5)
-        self._queue: collections.deque[Chunk] = collections.deque()
-        self._later: list[tuple[float, int, Chunk]] = []  # retries, by when they may go
-        self._order = itertools.count()
+        self._queue: FifoQueue | KeyedQueue = (
+            FifoQueue() if stage.key is None else KeyedQueue(stage.key)
+        )
         self._changed = trio.Event()
         self._refreshing = False
         self._suspect: dict[str, float] = {}  # node name -> since when
@@ -94,8 +93,23 @@ class StagePool:
         ]
 
     async def start(self, node: actors.Node, tag: str) -> None:
-        """Start the pool's supervisor and its workers."""
-        self.supervisor = await node.spawn(
+        """Start the pool's supervisor and its workers.
+
+        The stage's code goes by reference; if a node cannot import it, by
+        value from then on (see ``_travel``).
+        """
+        try:
+            self.supervisor = await self._spawn(node, tag)
+        except Exception as exc:
+            module = module_of(self.stage)
+            if module is None or not missing_module(exc):
+                raise
+            self.core.shipping.add(module)
+            self.supervisor = await self._spawn(node, tag)
+        await self._refresh()
+
+    async def _spawn(self, node: actors.Node, tag: str) -> actors.ActorRef:
+        return await node.spawn(
             actors.Supervisor,
             self.specs(tag),
             max_restarts=max(10, 4 * self.stage.workers),
@@ -103,7 +117,6 @@ class StagePool:
             retry=0.2,
             name=f"{tag}.{self.stage.name}",
         )
-        await self._refresh()
 
     async def stop(self) -> None:
         """Stop the pool (its supervisor stops its workers)."""
@@ -119,8 +132,11 @@ class StagePool:
         if not n:
             return
         self.counters.received += n
-        self.counters.queued += n
-        self._queue.append(chunk)
+        refused = self._queue.put(chunk)
+        self.counters.queued += n - len(refused)
+        for i, error in refused:  # its key function raised: no attempt would do better
+            self.counters.failed += 1
+            self.core.failed(self.index, chunk.ids[i], chunk.values[i], error, 0)
         self._wake()
 
     def _wake(self) -> None:
@@ -143,28 +159,21 @@ class StagePool:
         """Hand batches to workers with credit, as items and credit come (runs for the run)."""
         while True:
             changed = self._changed
-            self._due()
+            self._queue.due(trio.current_time())
             while self._queue:
-                worker = self._worker(self._queue[0].avoid)
+                worker = self._worker(self._queue.avoid())
                 if worker is None:
                     break
-                chunk = self._next_batch()
+                chunk = self._queue.take(self._batch_size())
                 self.load[worker] += 1
                 self.counters.queued -= len(chunk)
                 self.counters.in_flight += len(chunk)
                 nursery.start_soon(self._attempt, worker, chunk)
-            wake_at = self._later[0][0] if self._later else math.inf
+            wake_at = self._queue.wake_at()
             if self._suspect:
                 wake_at = min(wake_at, min(self._suspect.values()) + SUSPECT_FOR)
             with trio.move_on_at(wake_at):
                 await changed.wait()
-
-    def _due(self) -> None:
-        # Retries whose back-off is over join the queue.
-        now = trio.current_time()
-        later = self._later
-        while later and later[0][0] <= now:
-            self._queue.append(heapq.heappop(later)[2])
 
     def _worker(self, avoid: actors.ActorRef | None) -> actors.ActorRef | None:
         # The least loaded worker with credit left, not ``avoid`` if another
@@ -199,26 +208,6 @@ class StagePool:
         if per_item > 0:
             size = min(size, int(BATCH_SECONDS / per_item))
         return max(1, size)
-
-    def _next_batch(self) -> Chunk:
-        # Up to _batch_size() items from the queue's head (retries that avoid
-        # the same worker go together).
-        queue = self._queue
-        head = queue[0]
-        size = self._batch_size()
-        if len(head) > size:
-            return head.take(size)
-        batch = queue.popleft()
-        while queue and batch.avoid == queue[0].avoid:
-            room = size - len(batch)
-            if room <= 0:
-                break
-            nxt = queue[0]
-            if len(nxt) > room:
-                batch.extend(nxt.take(room))
-                break
-            batch.extend(queue.popleft())
-        return batch
 
     async def _attempt(self, worker: actors.ActorRef, chunk: Chunk) -> None:
         # One batch at one worker; whatever happens, every item ends up
@@ -261,12 +250,13 @@ class StagePool:
         kind, data = answer
         if kind == ONE:
             self.counters.completed += len(chunk)
+            self._queue.settled(chunk, list(range(len(chunk))))
             self.core.forward(self.index, Chunk(chunk.ids, chunk.paths, data))
             return
         results: list[tuple[int, Any]] = (
             [(OK, outs) for outs in data] if kind == MANY else data if kind == MIXED else []
         )
-        done = Chunk([], [], [])
+        done = _Outputs()
         retry: list[tuple[int, BaseException]] = []
         skipped: list[int] = []
         for i, (status, payload) in enumerate(results):
@@ -277,23 +267,17 @@ class StagePool:
             elif status == SKIPPED:
                 skipped.append(i)
         self.counters.completed += len(results) - len(retry) - len(skipped)
-        self.core.forward(self.index, done)
+        self._queue.settled(chunk, [i for i, (status, _) in enumerate(results) if status == OK])
+        self.core.forward(self.index, Chunk(done.ids, done.paths, done.values))
         if retry:
             self._failed(chunk, [i for i, _ in retry], [e for _, e in retry], worker)
         if skipped:
-            again = Chunk(
-                [chunk.ids[i] for i in skipped],
-                [chunk.path(i) for i in skipped],
-                [chunk.values[i] for i in skipped],
-                [chunk.attempts[i] for i in skipped],
-            )
-            self.counters.queued += len(again)
-            self._queue.appendleft(again)
+            self.counters.queued += len(skipped)
+            self._queue.again(chunk, skipped)
 
-    def _outputs(self, done: Chunk, chunk: Chunk, i: int, outputs: list[Any]) -> None:
+    def _outputs(self, done: _Outputs, chunk: Chunk, i: int, outputs: list[Any]) -> None:
         # Item ``i`` made ``outputs``: a generator's each get a path of their own.
         index, path = chunk.ids[i], chunk.path(i)
-        assert done.paths is not None
         if not self.generator:
             done.ids.extend([index] * len(outputs))
             done.paths.extend([path] * len(outputs))
@@ -320,27 +304,29 @@ class StagePool:
     ) -> None:
         # Items ``which`` of ``chunk`` failed an attempt: those with attempts
         # left go out again together, after the back-off of the most tried.
-        retry = Chunk([], [], [], [], worker)
-        assert retry.paths is not None
+        again: list[int] = []
+        attempts: list[int] = []
+        gone: list[int] = []
         for i, error in zip(which, errors, strict=True):
-            attempts = chunk.attempts[i] + 1
+            tried = chunk.attempts[i] + 1
             if not isinstance(error, _GONE):
                 self.errors.append(f"{type(error).__name__}: {error}")
-            if attempts >= self.stage.max_attempts:
+            if tried >= self.stage.max_attempts:
                 self.counters.failed += 1
-                self.core.failed(self.index, chunk.ids[i], chunk.values[i], error, attempts)
+                gone.append(i)
+                self.core.failed(self.index, chunk.ids[i], chunk.values[i], error, tried)
                 continue
-            retry.ids.append(chunk.ids[i])
-            retry.paths.append(chunk.path(i))
-            retry.values.append(chunk.values[i])
-            retry.attempts.append(attempts)
-        if not len(retry):
+            again.append(i)
+            attempts.append(tried)
+        if gone:
+            self._queue.settled(chunk, gone)
+        if not again:
             return
-        self.counters.retried += len(retry)
-        self.counters.queued += len(retry)
-        most = max(retry.attempts)
+        self.counters.retried += len(again)
+        self.counters.queued += len(again)
+        most = max(attempts)
         delay = min(BACKOFF * 2 ** (most - 1), BACKOFF_MAX) * (0.5 + random.random())
-        heapq.heappush(self._later, (trio.current_time() + delay, next(self._order), retry))
+        self._queue.retry(chunk, again, attempts, delay, worker)
         self._wake()
 
     def _unencodable(self, chunk: Chunk, error: actors.CodecError) -> None:
@@ -348,26 +334,23 @@ class StagePool:
         # fail at once (no attempt would do better), the others go again.
         encode: Callable[[object], Any] = self.core.node.codec.encode
         keep: list[int] = []
+        bad: list[int] = []
         for i, value in enumerate(chunk.values):
             try:
                 encode(value)
             except actors.CodecError as exc:
                 self.counters.failed += 1
+                bad.append(i)
                 self.core.failed(self.index, chunk.ids[i], value, exc, chunk.attempts[i] + 1)
             else:
                 keep.append(i)
-        if len(keep) == len(chunk):  # not the items' fault after all
+        if not bad:  # not the items' fault after all
             self._failed_all(chunk, error, None)
             return
+        self._queue.settled(chunk, bad)
         if keep:
-            again = Chunk(
-                [chunk.ids[i] for i in keep],
-                [chunk.path(i) for i in keep],
-                [chunk.values[i] for i in keep],
-                [chunk.attempts[i] for i in keep],
-            )
-            self.counters.queued += len(again)
-            self._queue.appendleft(again)
+            self.counters.queued += len(keep)
+            self._queue.again(chunk, keep)
             self._wake()
 
     # ------------------------------------------------------------------ workers
@@ -413,3 +396,14 @@ class StagePool:
         for node in [n for n in self._suspect if n not in placed]:
             del self._suspect[node]  # its workers moved: nothing left to avoid there
         self._wake()
+
+
+class _Outputs:
+    """The outputs of a batch's items, gathered for the next stage."""
+
+    __slots__ = ("ids", "paths", "values")
+
+    def __init__(self) -> None:
+        self.ids: list[int] = []
+        self.paths: list[tuple[int, ...]] = []
+        self.values: list[Any] = []

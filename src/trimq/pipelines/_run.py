@@ -22,7 +22,9 @@ from .. import actors
 from ._chunk import Chunk
 from ._errors import Failure, PipelineError
 from ._pool import StagePool
+from ._sequence import Sequencer
 from ._stats import StageStatistics
+from ._travel import Shipping
 
 if TYPE_CHECKING:
     from ._pipeline import Pipeline
@@ -47,12 +49,18 @@ class RunCore:
         *,
         keep: bool,
         window: int,
+        shipping: Shipping,
     ) -> None:
         self.id = secrets.token_hex(8)
+        self.shipping = shipping  # the modules that go by value (see _travel)
         self.pipeline = pipeline
         self.node = node
         self.nursery = nursery
         self.pools = [StagePool(self, i, stage) for i, stage in enumerate(pipeline.stages)]
+        # Keyed stages after the first get their items in source order.
+        self._sequencers = {
+            i: Sequencer() for i, stage in enumerate(pipeline.stages) if i and stage.key is not None
+        }
         self.failures: list[Failure] = []
         self._source = source
         #: How many items the source has, if it can tell (progress: total, ETA).
@@ -147,8 +155,10 @@ class RunCore:
         """Stage ``stage`` finished these items: on to the next stage, or out."""
         if not len(chunk):
             return
-        if stage + 1 < len(self.pools):
-            self.pools[stage + 1].put(chunk)
+        nxt = stage + 1
+        if nxt < len(self.pools):
+            sequencer = self._sequencers.get(nxt)
+            self.pools[nxt].put(chunk if sequencer is None else sequencer.arrive(chunk))
             return
         self._deliver(chunk)
 
@@ -166,6 +176,9 @@ class RunCore:
         """An item failed for good at ``stage``."""
         name = self.pools[stage].name
         self.failures.append(Failure(item, name, error, attempts, index))
+        for later, sequencer in self._sequencers.items():
+            if later > stage:  # it will never reach that keyed stage: do not wait for it
+                self.pools[later].put(sequencer.gone(index))
         log.warning(
             "pipeline %r: item %d failed at stage %r after %d attempts: %r",
             self.pipeline.name, index, name, attempts, error,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any, Literal
 
 import attrs
@@ -75,12 +75,24 @@ class Stage:
         timeout: Seconds an attempt may take (per item), or ``None``.
         batch: Give the function lists of up to this many items; it returns
             a list of as many outputs, in order.
+        key: A function of an item giving its key: items with equal keys go
+            through this stage one at a time, in source order, also across
+            retries, crashes and lost nodes (a failing item holds up only
+            the later items of its own key until it is settled); items of
+            different keys still spread over the pool.
+        rate: At most this many items per second through the stage, across
+            the whole pool wherever its workers run (a token bucket);
+            changeable while a run goes on (``Run.set_rate``).
+        stall_after: Seconds without a completion, while items are in
+            flight, after which the stage counts as stalled (a WARNING and
+            ``StageStatistics.stalls``); default the pipeline's
+            ``stall_after``.
 
     Raises:
-        ValueError: ``workers`` or ``max_attempts`` below 1, a ``timeout``
-            or ``batch`` that is not positive, or an Actor class without a
-            ``process`` method.
-        TypeError: ``fn`` is not callable.
+        ValueError: ``workers`` or ``max_attempts`` below 1, a ``timeout``,
+            ``batch``, ``rate`` or ``stall_after`` that is not positive, or
+            an Actor class without a ``process`` method.
+        TypeError: ``fn`` or ``key`` is not callable.
 
     .. versionadded:: 0.1
     """
@@ -94,11 +106,20 @@ class Stage:
         default=None, kw_only=True, validator=_positive_or_none("timeout")
     )
     batch: int | None = attrs.field(default=None, kw_only=True, validator=_check_batch)
+    key: Callable[[Any], Hashable] | None = attrs.field(default=None, kw_only=True)
+    rate: float | None = attrs.field(
+        default=None, kw_only=True, validator=_positive_or_none("rate")
+    )
+    stall_after: float | None = attrs.field(
+        default=None, kw_only=True, validator=_positive_or_none("stall_after")
+    )
 
     def __attrs_post_init__(self) -> None:
         fn = self.fn
         if not callable(fn):
             raise TypeError(f"a Stage runs a function or an Actor class, not {fn!r}")
+        if self.key is not None and not callable(self.key):
+            raise TypeError(f"Stage key must be a function of the item, not {self.key!r}")
         if self.is_actor and not callable(getattr(fn, "process", None)):
             raise ValueError(f"Actor class {fn.__name__} has no process(item) method")
         if not self.name:

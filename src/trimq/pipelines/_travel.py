@@ -4,11 +4,10 @@ A stage placed on other nodes (``on=``) ships its function (or Actor class)
 each time its supervisor starts a worker there, at the run's start and
 whenever it places a worker again. The class the workers run,
 :class:`~._worker.FunctionWorker` or the wrapper ``actor_worker`` makes,
-is importable wherever trimq is; what they carry may not be. So for the
-run's duration the module that defines the stage's code is pickled by value
-(cloudpickle), unless every node imports it anyway: ``__main__`` (already
-by value), the standard library, and installed packages (site-packages),
-which a worker node is expected to have as the running node does.
+is importable wherever trimq is; what they carry may not be. It goes by
+reference first; if a node answers that it cannot import its module, that
+module is pickled by value (cloudpickle) for the rest of the run, so that
+later placements get it too. ``__main__`` always goes by value.
 """
 
 from __future__ import annotations
@@ -17,14 +16,13 @@ import collections
 import contextlib
 import sys
 import sysconfig
-from collections.abc import Iterable, Iterator
 from types import ModuleType
 
 import cloudpickle
 
 from ._stage import Stage
 
-__all__ = ["by_value", "shipped_modules"]
+__all__ = ["Shipping", "missing_module", "module_of"]
 
 # Modules registered by value, and by how many runs (runs may overlap).
 _REGISTERED: collections.Counter[str] = collections.Counter()
@@ -46,31 +44,39 @@ def _needs_value(module: ModuleType) -> bool:
     return not path.startswith(_INSTALLED)
 
 
-def shipped_modules(stages: Iterable[Stage]) -> list[ModuleType]:
-    """The modules of the remote stages' code that go by value (see the module docs)."""
-    found: dict[str, ModuleType] = {}
-    for stage in stages:
-        if stage.on is None:
-            continue
-        module = sys.modules.get(getattr(stage.fn, "__module__", "") or "")
-        if module is not None and _needs_value(module):
-            found[module.__name__] = module
-    return list(found.values())
+def missing_module(error: BaseException) -> bool:
+    """Whether ``error`` says a node could not import a module (the stage's, say)."""
+    text = f"{error!r} {error.__cause__!r}"
+    return "ModuleNotFoundError" in text or "No module named" in text
 
 
-@contextlib.contextmanager
-def by_value(modules: list[ModuleType]) -> Iterator[None]:
-    """Pickle ``modules`` by value for the block."""
-    for module in modules:
+def module_of(stage: Stage) -> ModuleType | None:
+    """The module that defines the stage's code, if it may go by value."""
+    module = sys.modules.get(getattr(stage.fn, "__module__", "") or "")
+    return module if module is not None and _needs_value(module) else None
+
+
+class Shipping:
+    """The modules a run pickles by value (see the module docs); undone by :meth:`close`."""
+
+    def __init__(self) -> None:
+        self._modules: list[ModuleType] = []
+
+    def add(self, module: ModuleType) -> None:
+        """Pickle ``module`` by value from now on, for this run."""
+        if module in self._modules:
+            return
+        self._modules.append(module)
         if not _REGISTERED[module.__name__]:
             cloudpickle.register_pickle_by_value(module)
         _REGISTERED[module.__name__] += 1
-    try:
-        yield
-    finally:
-        for module in modules:
+
+    def close(self) -> None:
+        """Undo :meth:`add`, for the modules no other run ships."""
+        for module in self._modules:
             _REGISTERED[module.__name__] -= 1
             if not _REGISTERED[module.__name__]:
                 del _REGISTERED[module.__name__]
                 with contextlib.suppress(ValueError):
                     cloudpickle.unregister_pickle_by_value(module)
+        self._modules.clear()
