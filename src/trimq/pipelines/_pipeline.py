@@ -20,6 +20,8 @@ __all__ = ["Pipeline"]
 
 #: Source items in the pipeline at once, at most (a bound on its memory).
 WINDOW = 8192
+#: Seconds without a completion that make a stage with items in flight stalled.
+STALL_AFTER = 30.0
 
 
 class Pipeline:
@@ -31,9 +33,14 @@ class Pipeline:
             ``trimq.pipeline.<name>``, worker names, logs).
         window: At most this many source items in the pipeline at once; the
             source is pulled only as they finish (bounded memory).
+        stall_after: Seconds without a completion, while items are in
+            flight, after which a stage counts as stalled: a WARNING naming
+            it, its workers and its oldest item, and ``stalls`` in its
+            statistics (a stage's own ``stall_after`` comes first).
 
     Raises:
-        ValueError: No stages, two stages with one name, or a window below 1.
+        ValueError: No stages, two stages with one name, a window below 1,
+            or a ``stall_after`` that is not positive.
 
     Example::
 
@@ -43,7 +50,13 @@ class Pipeline:
     .. versionadded:: 0.1
     """
 
-    def __init__(self, *stages: Stage, name: str = "pipeline", window: int = WINDOW) -> None:
+    def __init__(
+        self,
+        *stages: Stage,
+        name: str = "pipeline",
+        window: int = WINDOW,
+        stall_after: float = STALL_AFTER,
+    ) -> None:
         if not stages:
             raise ValueError("a Pipeline needs at least one Stage")
         for stage in stages:
@@ -62,9 +75,12 @@ class Pipeline:
             raise ValueError(f"stage names must differ (give Stage(name=...)): {names}")
         if window < 1:
             raise ValueError(f"window must be at least 1, got {window}")
+        if stall_after <= 0:
+            raise ValueError(f"stall_after must be positive, got {stall_after}")
         self.stages = tuple(stages)
         self.name = name
         self.window = window
+        self.stall_after = stall_after
 
     def __repr__(self) -> str:
         return f"Pipeline({', '.join(s.name for s in self.stages)}, name={self.name!r})"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import itertools
 import logging
 import random
 from collections.abc import Callable
@@ -76,6 +77,19 @@ class StagePool:
         self._changed = trio.Event()
         self._refreshing = False
         self._suspect: dict[str, float] = {}  # node name -> since when
+        # Rate limit: a token bucket of a second's worth (see set_rate).
+        self.rate = stage.rate
+        self._tokens = max(1.0, stage.rate or 0.0)
+        self._filled = trio.current_time()
+        # Stall alarm: batches at workers, since when; whether this stall was told.
+        self._flying: dict[int, tuple[float, Chunk]] = {}
+        self._stalled = False
+        # Resize: how many workers the pool should have, those on their way
+        # out (no new items), and the next child's number.
+        self.target = stage.workers
+        self._retiring: set[actors.ActorRef] = set()
+        self._numbers = itertools.count(stage.workers)
+        self._tag = ""
 
     # ------------------------------------------------------------------ starting
 
@@ -98,6 +112,7 @@ class StagePool:
         The stage's code goes by reference; if a node cannot import it, by
         value from then on (see ``_travel``).
         """
+        self._tag = tag
         try:
             self.supervisor = await self._spawn(node, tag)
         except Exception as exc:
@@ -160,16 +175,30 @@ class StagePool:
         while True:
             changed = self._changed
             self._queue.due(trio.current_time())
+            limited = False
             while self._queue:
+                size = self._batch_size()
+                if self.rate is not None:
+                    size = min(size, self._take_tokens(size))
+                    if not size:
+                        limited = True
+                        break
                 worker = self._worker(self._queue.avoid())
                 if worker is None:
+                    if self.rate is not None:
+                        self._tokens += size  # not spent after all
                     break
-                chunk = self._queue.take(self._batch_size())
+                chunk = self._queue.take(size)
+                if self.rate is not None and len(chunk) < size:
+                    self._tokens += size - len(chunk)
                 self.load[worker] += 1
                 self.counters.queued -= len(chunk)
                 self.counters.in_flight += len(chunk)
                 nursery.start_soon(self._attempt, worker, chunk)
             wake_at = self._queue.wake_at()
+            if limited and self.rate:
+                refill = max((1 - self._tokens) / self.rate, 0.001)  # at least a moment
+                wake_at = min(wake_at, trio.current_time() + refill)
             if self._suspect:
                 wake_at = min(wake_at, min(self._suspect.values()) + SUSPECT_FOR)
             with trio.move_on_at(wake_at):
@@ -186,7 +215,7 @@ class StagePool:
         best: actors.ActorRef | None = None
         for worker in self.workers:
             load = self.load[worker]
-            if load >= CREDIT or worker.node in suspect:
+            if load >= CREDIT or worker.node in suspect or worker in self._retiring:
                 continue
             if (
                 best is None
@@ -197,6 +226,84 @@ class StagePool:
         if best is None and not self.workers:
             self._refresh_soon()
         return best
+
+    def _take_tokens(self, wanted: int) -> int:
+        # As many of ``wanted`` as the bucket allows now (whole items).
+        assert self.rate is not None
+        now = trio.current_time()
+        burst = max(1.0, self.rate)
+        self._tokens = min(burst, self._tokens + (now - self._filled) * self.rate)
+        self._filled = now
+        granted = min(wanted, int(self._tokens + 1e-9))  # no token lost to rounding
+        self._tokens -= granted
+        return granted
+
+    def set_rate(self, rate: float | None) -> None:
+        """Items per second through the stage from now on (``None``: no limit)."""
+        if rate is not None and rate <= 0:
+            raise ValueError(f"a rate is positive (or None), got {rate!r}")
+        self.rate = rate
+        self._tokens = min(self._tokens, max(1.0, rate or 0.0))
+        self._filled = trio.current_time()
+        self._wake()
+
+    def check_stall(self, now: float, stall_after: float) -> None:
+        """Tell (once per stall) if items are in flight and none completed for ``stall_after``."""
+        if not self._flying:
+            self._stalled = False
+            return
+        since = max(self.counters.last_completed, min(t for t, _ in self._flying.values()))
+        if now - since < stall_after:
+            self._stalled = False
+            return
+        if self._stalled:
+            return
+        self._stalled = True
+        self.counters.stalls += 1
+        started, oldest = min(self._flying.values(), key=lambda entry: entry[0])
+        log.warning(
+            "pipeline %r: stage %r stalled: %d items in flight, none completed for %.0f s; "
+            "workers %s; oldest item %d (attempt %d, out for %.0f s)",
+            self.core.pipeline.name,
+            self.name,
+            self.counters.in_flight,
+            now - since,
+            ", ".join(f"{w.name}@{w.node}" for w in self.workers) or "none",
+            oldest.ids[0],
+            oldest.attempts[0] + 1,
+            now - started,
+        )
+
+    async def resize(self, workers: int) -> None:
+        """Grow or shrink the pool to ``workers`` while items flow.
+
+        New workers are placed as ``on=`` says; removed ones get no new
+        items, finish what they hold, then stop.
+        """
+        if not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"a stage needs at least 1 worker, got {workers!r}")
+        assert self.supervisor is not None
+        current = [w for w in self.workers if w not in self._retiring]
+        self.target = workers
+        specs = self.specs(self._tag)
+        for _ in range(workers - len(current)):
+            spec = specs[0]
+            spec = actors.ChildSpec(
+                spec.cls,
+                spec.args,
+                name=f"{self._tag}.{self.name}.{next(self._numbers)}",
+                on=spec.on,
+            )
+            await self.supervisor.ask("start_child", spec)
+        leaving = sorted(current, key=lambda w: self.load[w])[: max(0, len(current) - workers)]
+        self._retiring.update(leaving)
+        await self._refresh()
+        for worker in leaving:
+            while self.load[worker]:
+                await self._changed.wait()  # it finishes what it holds
+            await self.supervisor.ask("terminate_child", worker)
+            self._retiring.discard(worker)
+        await self._refresh()
 
     def _batch_size(self) -> int:
         # ``batch=`` stages take what they asked for; others as the module says.
@@ -216,6 +323,9 @@ class StagePool:
         timeout = None if stage.timeout is None else stage.timeout * len(chunk) + 1.0
         attempts = [a + 1 for a in chunk.attempts]
         started = trio.current_time()
+        if not self._flying:
+            self.counters.last_completed = max(self.counters.last_completed, started)
+        self._flying[id(chunk)] = (started, chunk)
         try:
             answer = await worker.ask(
                 "pipeline_batch",
@@ -238,6 +348,7 @@ class StagePool:
             self._failed_all(chunk, exc, worker)
             return
         finally:
+            del self._flying[id(chunk)]
             self.load[worker] -= 1
             self.counters.in_flight -= len(chunk)
             self._wake()
@@ -373,7 +484,7 @@ class StagePool:
         try:
             while True:
                 await self._refresh()
-                if len(self.workers) == self.stage.workers and not self._suspect:
+                if len(self.workers) >= self.target and not self._suspect:
                     return
                 await trio.sleep(delay)  # the supervisor places them as nodes come back
                 delay = min(delay * 2, 0.5)

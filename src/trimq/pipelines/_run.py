@@ -92,6 +92,7 @@ class RunCore:
             self.nursery.start_soon(pool.dispatch, self.nursery)
         self.nursery.start_soon(self._admit)
         self.nursery.start_soon(self._publish)
+        self.nursery.start_soon(self._watch_stalls)
 
     async def _admit(self) -> None:
         # Pull the source as the window allows; a sync source gives whole
@@ -293,6 +294,31 @@ class RunCore:
             f"trimq.pipeline.{self.pipeline.name}", {"run": self.id, "stages": stages}
         )
 
+    def stall_after(self, pool: StagePool) -> float:
+        """Seconds without a completion that make ``pool`` stalled."""
+        return pool.stage.stall_after or self.pipeline.stall_after
+
+    async def _watch_stalls(self) -> None:
+        # Look a few times per shortest stall_after: cheap, a pass over the pools.
+        every = min(self.stall_after(pool) for pool in self.pools) / 4
+        while not self.done.is_set():
+            with trio.move_on_after(every):
+                await self.done.wait()
+            now = trio.current_time()
+            for pool in self.pools:
+                pool.check_stall(now, self.stall_after(pool))
+
+    def pool(self, stage: str) -> StagePool:
+        """The pool of the stage named ``stage``.
+
+        Raises:
+            KeyError: No stage of that name.
+        """
+        for pool in self.pools:
+            if pool.name == stage:
+                return pool
+        raise KeyError(f"pipeline {self.pipeline.name!r} has no stage {stage!r}")
+
     async def stop(self) -> None:
         """Stop every pool's workers."""
         for pool in self.pools:
@@ -337,6 +363,28 @@ class Run:
         """
         self._core.drain()
         await self._core.done.wait()
+
+    def set_rate(self, stage: str, rate: float | None) -> None:
+        """Let ``rate`` items per second through ``stage`` from now on (``None``: no limit).
+
+        Raises:
+            KeyError: No stage of that name.
+            ValueError: A rate that is not positive.
+        """
+        self._core.pool(stage).set_rate(rate)
+
+    async def resize(self, stage: str, *, workers: int) -> None:
+        """Grow or shrink ``stage``'s pool to ``workers`` while items flow.
+
+        New workers are placed as the stage's ``on=`` says; removed ones take
+        no new items and finish what they hold before they stop, so nothing
+        is lost or done twice. Returns once the pool has its new size.
+
+        Raises:
+            KeyError: No stage of that name.
+            ValueError: ``workers`` below 1.
+        """
+        await self._core.pool(stage).resize(workers)
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self

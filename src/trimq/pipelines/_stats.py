@@ -32,6 +32,8 @@ class StageStatistics:
         rate: Items completed per second, over the last few seconds.
         p50: Median seconds per item (a batch's time over its items).
         p99: 99th percentile of the same.
+        stalls: Times the stage stalled: items in flight, none completed for
+            its ``stall_after`` seconds.
 
     .. versionadded:: 0.1
     """
@@ -47,6 +49,7 @@ class StageStatistics:
     rate: float = 0.0
     p50: float = 0.0
     p99: float = 0.0
+    stalls: int = 0
 
     def as_plain(self) -> dict[str, Any]:
         """The figures as plain data (what the event bus publishes)."""
@@ -64,12 +67,15 @@ class StageCounters:
         self.retried = 0
         self.in_flight = 0
         self.queued = 0
+        self.stalls = 0
+        self.last_completed = trio.current_time()  # or when items first went out
         self._done: collections.deque[tuple[float, int]] = collections.deque()
         self._times: collections.deque[float] = collections.deque(maxlen=SAMPLES)
 
     def finished(self, count: int, seconds: float) -> None:
         """A batch of ``count`` items came back after ``seconds``."""
         now = trio.current_time()
+        self.last_completed = now
         self._done.append((now, count))
         self._times.append(seconds / count if count else seconds)
         self._trim(now)
@@ -102,4 +108,5 @@ class StageCounters:
             rate=sum(n for _, n in self._done) / RATE_WINDOW,
             p50=p50,
             p99=p99,
+            stalls=self.stalls,
         )
