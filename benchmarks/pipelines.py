@@ -85,9 +85,10 @@ import trio
 from trimq import actors, pipelines
 
 ROOT = Path(__file__).resolve().parent.parent
-CASES = ("local", "null", "curve", "pyzmq", "mp", "ray", "recovery")
+CASES = ("local", "journal", "null", "curve", "pyzmq", "mp", "ray", "recovery")
 LABELS = {
     "local": "trimq 1 node, 3 stages",
+    "journal": "the same, with a journal",
     "null": "trimq 2 workers NULL",
     "curve": "trimq 2 workers CURVE",
     "pyzmq": "pyzmq ventilator",
@@ -310,7 +311,7 @@ def three_stages(on: str | None) -> pipelines.Pipeline:
 @contextmanager
 def hub_setup(case: str, keys: Path) -> Iterator[tuple[list[Child], dict[str, Any]]]:
     """The worker processes of ``case`` (none for ``local``) and the hub's node options."""
-    if case == "local":
+    if case in ("local", "journal"):
         yield [], {}
         return
     secure = case == "curve"
@@ -348,12 +349,20 @@ def run_trimq(case: str, n: int, keys: Path) -> dict[str, float]:
         async def main() -> dict[str, float]:
             async with actors.open_node("hub", **options) as node:
                 await connect_all(node, workers, keys, case == "curve")
-                pipeline = three_stages(None if case == "local" else "worker")
-                await pipeline.run(node, make_items(WARMUP_ITEMS), progress=False)
+                pipeline = three_stages(None if case in ("local", "journal") else "worker")
+                journal = (lambda name: str(keys / f"{name}.sqlite")) if case == "journal" else None
+                await pipeline.run(
+                    node,
+                    make_items(WARMUP_ITEMS),
+                    progress=False,
+                    journal=None if journal is None else journal("warmup"),
+                )
                 pids = [w.pid for w in workers]
                 cpu = cpu_now(pids)
                 start = time.perf_counter()
-                outputs = await pipeline.run(node, items, progress=False)
+                outputs = await pipeline.run(
+                    node, items, progress=False, journal=None if journal is None else journal("run")
+                )
                 elapsed = time.perf_counter() - start
                 figures = {"rate": n / elapsed, **cpu_since(cpu, pids, n)}
             if outputs != items:
@@ -592,7 +601,7 @@ def ray_missing() -> str | None:
 
 
 def child(case: str, n: int, keys: Path) -> dict[str, float]:
-    if case in ("local", "null", "curve"):
+    if case in ("local", "journal", "null", "curve"):
         return run_trimq(case, n, keys)
     if case == "recovery":
         return run_recovery(n, keys)
@@ -674,6 +683,9 @@ def report(results: Results, reps: int, n: int, notes: dict[str, str]) -> None:
         )
     pyzmq = median(results, "pyzmq", "rate")
     print("\nratios of medians, this run:")
+    local, journaled = median(results, "local", "rate"), median(results, "journal", "rate")
+    if local and journaled:
+        print(f"  journal on / off (1 node, goal >= 0.8x): {journaled / local:.2f}x")
     for case in ("local", "null", "curve", "mp"):
         rate = median(results, case, "rate")
         if rate is not None and pyzmq:

@@ -102,3 +102,29 @@ async def test_resize_up_and_down_while_items_flow() -> None:
                     await run.resize("slow", workers=0)
     assert sorted(got) == list(range(600))  # every output exactly once
     assert run.failures == []
+
+
+DEAD: list[Any] = []
+
+
+def fails_on_odd(x: int) -> int:
+    if x % 2:
+        raise ValueError(f"odd {x}")
+    return x
+
+
+def bury(failure: Any) -> None:
+    DEAD.append(failure)
+
+
+async def test_dead_letters_go_to_their_sink_and_the_run_does_not_raise() -> None:
+    DEAD.clear()
+    async with actors.open_node() as node:
+        pipeline = Pipeline(
+            Stage(fails_on_odd, workers=2, max_attempts=2), name="d", dead_letter=bury
+        )
+        with trio.fail_after(20):
+            assert await pipeline.run(node, range(10)) == [0, 2, 4, 6, 8]
+    assert sorted(f.index for f in DEAD) == [1, 3, 5, 7, 9]
+    assert all(isinstance(f.error, ValueError) and f.attempts == 2 for f in DEAD)
+    assert all(f.stage == "fails_on_odd" for f in DEAD)

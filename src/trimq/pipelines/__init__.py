@@ -29,6 +29,7 @@ from ._errors import Failure as Failure
 from ._errors import PipelineError as PipelineError
 from ._item import ItemInfo as ItemInfo
 from ._item import current_item as current_item
+from ._journal import JournalError as JournalError
 from ._pipeline import Pipeline as Pipeline
 from ._run import Run as Run
 from ._stage import Stage as Stage
@@ -37,6 +38,7 @@ from ._stats import StageStatistics as StageStatistics
 __all__ = [
     "Failure",
     "ItemInfo",
+    "JournalError",
     "Pipeline",
     "PipelineError",
     "Run",

@@ -21,6 +21,7 @@ import trio
 from .. import actors
 from ._chunk import Chunk
 from ._errors import Failure, PipelineError
+from ._journal import Journal, JournalState
 from ._pool import StagePool
 from ._sequence import Sequencer
 from ._stats import StageStatistics
@@ -50,13 +51,29 @@ class RunCore:
         keep: bool,
         window: int,
         shipping: Shipping,
+        journal: Journal | None = None,
     ) -> None:
         self.id = secrets.token_hex(8)
         self.shipping = shipping  # the modules that go by value (see _travel)
+        # The journal, and what it held when the run began (a rerun's resume).
+        self.journal = journal
+        self._resumed: JournalState | None = journal.state() if journal is not None else None
+        self._journal_outputs: dict[int, list[tuple[tuple[int, ...], Any]]] = {}
+        #: Items of this run done by an earlier one (their outputs from the journal).
+        self.replayed = 0
+        #: The signal (SIGINT, SIGTERM) that drained the run, if one did.
+        self.signalled: int | None = None
+        self._failed_indexes: set[int] = set()
         self.pipeline = pipeline
         self.node = node
         self.nursery = nursery
         self.pools = [StagePool(self, i, stage) for i, stage in enumerate(pipeline.stages)]
+        self._last = len(self.pools) - 1  # the stage whose outputs are the run's
+        # The dead-letter stage, if any, runs after the others (its outputs go nowhere).
+        self._dead: int | None = None
+        if pipeline.dead_letter is not None:
+            self._dead = len(self.pools)
+            self.pools.append(StagePool(self, self._dead, pipeline.dead_letter))
         # Keyed stages after the first get their items in source order.
         self._sequencers = {
             i: Sequencer() for i, stage in enumerate(pipeline.stages) if i and stage.key is not None
@@ -69,7 +86,7 @@ class RunCore:
         self.finished = 0
         self._keep = keep  # run(): keep outputs by source index, for source order
         # run(): outputs by source index; with no generator stage, one each.
-        self._flat = not any(pool.generator for pool in self.pools)
+        self._flat = not any(pool.generator for pool in self.pools[: self._last + 1])
         self._kept: dict[int, Any] = {}
         self._out: collections.deque[Any] = collections.deque()  # open(): to be iterated
         self._window = window
@@ -112,8 +129,13 @@ class RunCore:
                         value = await anext(items)
                     except StopAsyncIteration:
                         break
+                    if self._resume(index, value):
+                        index += 1
+                        continue
                     self._live[index] = 1
                     self._admitted += 1
+                    if self.journal is not None:
+                        self.journal.admitted([index], [value])
                     first.put(Chunk([index], None, [value]))
                     index += 1
             else:
@@ -128,10 +150,30 @@ class RunCore:
                     if not values:
                         break
                     ids = list(range(index, index + len(values)))
+                    if self._resumed is not None:
+                        assert self.journal is not None
+                        self.journal.check_many(ids, values)  # one query a chunk
+                        keep = [
+                            i
+                            for i, v in zip(ids, values, strict=True)
+                            if not self._resume(i, v, checked=True)
+                        ]
+                        values = [values[i - index] for i in keep]
+                        index += len(ids)
+                        ids = keep
+                        if not ids:
+                            await trio.lowlevel.checkpoint()
+                            continue
+                    else:
+                        index += len(values)
                     for i in ids:
                         self._live[i] = 1
                     self._admitted += len(values)
-                    index += len(values)
+                    if self.journal is not None:
+                        fresh = self._resumed is None  # then ids are a range: cheaper to keep
+                        self.journal.admitted(
+                            range(ids[0], ids[0] + len(ids)) if fresh else ids, values
+                        )
                     first.put(Chunk(ids, None, values))
                     await trio.lowlevel.checkpoint()
         except Exception as exc:
@@ -139,6 +181,35 @@ class RunCore:
         finally:
             self._source_done = True
             self._check_done()
+
+    def _resume(self, index: int, value: Any, *, checked: bool = False) -> bool:
+        # A rerun: an item an earlier run finished is not done again; its
+        # outputs (or its failure) come from the journal. True if so.
+        resumed = self._resumed
+        if resumed is None:
+            return False
+        journal = self.journal
+        assert journal is not None
+        if not checked and (
+            index in resumed.completed or index in resumed.admitted or index in resumed.failed
+        ):
+            journal.check(index, value)  # a source that is not replayable stops here
+        if index in resumed.failed:
+            self.failures.append(resumed.failed[index])
+            self.replayed += 1
+            return True
+        if index not in resumed.completed:
+            return False
+        outputs = resumed.completed[index]
+        values = [outputs] if self._flat else [v for _, v in outputs]
+        if self._keep:
+            self._kept[index] = outputs
+        else:
+            self._out.extend(values)
+        self.finished += 1
+        self.replayed += 1
+        self._notify()
+        return True
 
     async def _room(self) -> None:
         # Outputs not yet read count too: a slow reader slows the source.
@@ -156,12 +227,17 @@ class RunCore:
         """Stage ``stage`` finished these items: on to the next stage, or out."""
         if not len(chunk):
             return
+        if stage == self._dead:  # dead letters handled: their items are done with
+            self._settle(chunk.ids)
+            return
         nxt = stage + 1
-        if nxt < len(self.pools):
+        if nxt <= self._last:
             sequencer = self._sequencers.get(nxt)
             self.pools[nxt].put(chunk if sequencer is None else sequencer.arrive(chunk))
             return
         self._deliver(chunk)
+        if self.journal is not None:
+            self.journal.maybe_flush()
 
     def expanded(self, index: int, outputs: int) -> None:
         """One item of source item ``index`` became ``outputs`` items (0: filtered out)."""
@@ -176,7 +252,18 @@ class RunCore:
     ) -> None:
         """An item failed for good at ``stage``."""
         name = self.pools[stage].name
-        self.failures.append(Failure(item, name, error, attempts, index))
+        failure = Failure(item, name, error, attempts, index)
+        self._failed_indexes.add(index)
+        if self.journal is not None:
+            self.journal.failed(index, failure)
+        if self._dead is not None and stage != self._dead:
+            # To the dead-letter stage, with its Failure: not the run's failure.
+            self.pools[self._dead].put(Chunk([index], [()], [failure]))
+            for later, sequencer in self._sequencers.items():
+                if later > stage:
+                    self.pools[later].put(sequencer.gone(index))
+            return
+        self.failures.append(failure)
         for later, sequencer in self._sequencers.items():
             if later > stage:  # it will never reach that keyed stage: do not wait for it
                 self.pools[later].put(sequencer.gone(index))
@@ -193,6 +280,7 @@ class RunCore:
         # Per chunk, not per item, wherever it can be.
         live = self._live
         ids = chunk.ids
+        journal = self.journal
         if self._keep:
             kept = self._kept
             if self._flat:
@@ -202,7 +290,13 @@ class RunCore:
                     kept.setdefault(index, []).append((chunk.path(i), chunk.values[i]))
         else:
             self._out.extend(chunk.values)
+            if journal is not None and not self._flat:
+                buffered = self._journal_outputs
+                for i, index in enumerate(ids):
+                    buffered.setdefault(index, []).append((chunk.path(i), chunk.values[i]))
         if self._flat:  # one item per source item, so each is done now
+            if journal is not None:
+                journal.done_many(ids, chunk.values)
             for index in ids:
                 del live[index]
             self._admitted -= len(ids)
@@ -215,16 +309,43 @@ class RunCore:
                     self._finished(index)
         self._notify()
 
+    def _settle(self, ids: list[int]) -> None:
+        # Items done with outside the run's outputs (dead letters).
+        live = self._live
+        for index in ids:
+            live[index] -= 1
+            if not live[index]:
+                self._finished(index)
+        self._notify()
+
     def _finished(self, index: int) -> None:
         del self._live[index]
         self._admitted -= 1
         self.finished += 1
+        journal = self.journal
+        if journal is not None and not self._flat:
+            outputs = (
+                self._kept.get(index, []) if self._keep else self._journal_outputs.pop(index, [])
+            )
+            if index not in self._failed_indexes:  # a failure of its own is journaled
+                journal.done(index, outputs)
         self._check_done()
 
     def _check_done(self) -> None:
         if (self._source_done or self._draining) and not self._live:
             self.done.set()
             self._notify()
+
+    @property
+    def complete(self) -> bool:
+        """Whether the run went to its end: the source exhausted, every item done."""
+        return (
+            self.done.is_set()
+            and self._source_done
+            and not self._draining
+            and self.error is None
+            and not self._live
+        )
 
     def drain(self) -> None:
         """Take nothing more from the source; what is in flight finishes."""

@@ -1,0 +1,939 @@
+"""A run's journal on disk, so that a run whose node died can resume: :class:`Journal`.
+
+A journal is one SQLite file, written by chunks, not by items: each call of
+:meth:`~Journal.admitted` (source items entering the pipeline together) and
+each call of :meth:`~Journal.done_many` (items done together) becomes one
+row, whose indexes are packed in one blob (``array('q')``, or only their
+bounds when they are a ``range``), so that writing a chunk of 512 items
+costs about what writing one item does. The tables:
+
+* ``admitted_chunks``: the indexes admitted together, their range, and the
+  chunk's fingerprint (below);
+* ``done_chunks``: the indexes done together and their outputs, encoded
+  as one list (``encode(outputs)``), or, for items given to
+  :meth:`~Journal.done` one by one, each encoded apart (``sizes`` then
+  holds the blobs' lengths);
+* ``failures``: one row for each failed item, its
+  :class:`~trimq.pipelines.Failure` encoded;
+* ``meta``: the layout, the pipeline's signature, the finished flag.
+
+A rerun of the same pipeline on the same source reads :meth:`Journal.state`
+back: the done and failed items need not be run again, the admitted ones
+(admitted, neither done nor failed) were in flight when the run died and
+are done again. Done chunks and failures are read back in the order they
+were written: an item done or failed again (on a rerun) is what it was
+last. The outputs are decoded a chunk at a time, when first read.
+
+Writes cost per batch, not per item: :meth:`~Journal.admitted`,
+:meth:`~Journal.done`, :meth:`~Journal.done_many` and :meth:`~Journal.failed`
+only buffer in memory (having fingerprinted or encoded what they were
+given). :meth:`~Journal.flush` writes the buffer in one transaction; the
+run calls :meth:`~Journal.maybe_flush` after each chunk, which flushes once
+enough items are pending or enough time has passed since the last commit.
+No thread, no task: the journal does nothing between calls.
+
+Consistency. The file is in WAL mode with ``synchronous=NORMAL`` and every
+flush is one transaction, so after a ``kill -9`` of the process (or any
+crash of it) every committed row is there and the file is not corrupt;
+what was buffered or being written is lost, which only means those items
+are done again on the rerun. Their stages' side effects then happen twice:
+they are at least once anyway (see docs/pipelines.md), and a sink keyed by
+``current_item()`` is idempotent. After a power loss or an OS crash the
+last commits may be lost too (``synchronous=NORMAL`` does not sync the WAL
+at each commit), with the same consequence, and the file is still
+consistent.
+
+Fingerprints. A rerun must give the same items at the same indexes, or the
+journal's outputs belong to other items. Each admitted chunk records one
+fingerprint of its values: 8 bytes of BLAKE2b over the pickle (protocol 5,
+without memo, so that values sharing objects or not pickle alike) of the
+chunk's list of values. One fingerprint per value would cost a pickle per
+value, several times the budget of a fast pipeline. :meth:`~Journal.check`
+and :meth:`~Journal.check_many` compare the values of a rerun chunk by
+chunk, so they name the range of a chunk that differs, not the item
+(``one of items A..B differs``), and a chunk is compared once all its items
+have been checked: a rerun should check every source item it reads, in
+order, not only some (checks that run in other chunks than the admissions
+are put together; their values are copied, with pickle, until the chunk is
+complete). A chunk that :mod:`pickle` cannot pickle gets one fingerprint
+per value instead, the values pickle cannot pickle none (they are not
+checked): its items are compared one by one, and named. A value whose
+pickle differs from one process to another although it is equal (a set of
+strings, whose order follows the process's hash seed) is reported as
+changed: open the journal with ``fingerprints=False`` for such sources.
+
+The blobs are decoded with the ``decode`` given, pickle by default: a
+journal is the run's own data, never open one that came from elsewhere.
+A journal is for one run at a time, and not thread-safe: one thread at a
+time may call it (it may be another thread than the one that opened it).
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import io
+import logging
+import os
+import pickle
+import sqlite3
+import sys
+import time
+from array import array
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from types import TracebackType
+from typing import Any, NamedTuple, TypeAlias
+
+import attrs
+import cloudpickle
+
+from .._errors import TrimqError
+from ._errors import Failure
+
+__all__ = [
+    "ADMITTED",
+    "DONE",
+    "FAILED",
+    "FLUSH_ROWS",
+    "FLUSH_SECONDS",
+    "Journal",
+    "JournalError",
+    "JournalState",
+    "Outputs",
+    "dumps",
+]
+
+log = logging.getLogger("trimq.pipelines")
+
+#: An item's states, as :class:`JournalState` tells them apart.
+ADMITTED, DONE, FAILED = 0, 1, 2
+
+#: By default :meth:`Journal.maybe_flush` flushes once this many items are pending...
+FLUSH_ROWS = 100_000
+#: ... or this many seconds have passed since the last commit.
+FLUSH_SECONDS = 1.0
+
+#: The layout of the file; another one is refused.
+SCHEMA = "2"
+
+_CREATE = (
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    # The small columns first: reading them leaves the blobs' overflow pages alone.
+    "CREATE TABLE admitted_chunks ("
+    "id INTEGER PRIMARY KEY, first_index INTEGER NOT NULL, last_index INTEGER NOT NULL, "
+    "chunk_hash BLOB, value_hashes BLOB, ids BLOB)",
+    "CREATE INDEX admitted_chunks_by_first ON admitted_chunks (first_index)",
+    # done_chunks and failures share one sequence of ids: the order they were written.
+    # Their bounds only for a range (no ids): a done chunk is never looked up by index.
+    "CREATE TABLE done_chunks (id INTEGER PRIMARY KEY, first_index INTEGER, "
+    "last_index INTEGER, sizes BLOB, ids BLOB, outputs BLOB NOT NULL)",
+    "CREATE TABLE failures (id INTEGER PRIMARY KEY, idx INTEGER NOT NULL, blob BLOB NOT NULL)",
+)
+_TABLES = frozenset({"meta", "admitted_chunks", "done_chunks", "failures"})
+
+_COUNTERS = (
+    "SELECT max((SELECT coalesce(max(id), 0) FROM done_chunks), "
+    "(SELECT coalesce(max(id), 0) FROM failures)), "
+    "(SELECT coalesce(max(id), 0) FROM admitted_chunks), "
+    "(SELECT coalesce(max(last_index - first_index), 0) FROM admitted_chunks)"
+)
+
+_AFRESH = "To start afresh, delete the file or pass another path."
+_CHANGED = (
+    "the source does not give the same items in the same order on this run, "
+    "so the run cannot resume from the journal."
+)
+
+#: The fingerprint of a value pickle cannot pickle, among a chunk's per-value ones.
+_UNCHECKED = bytes(8)
+#: How many decoded chunks of outputs an :class:`Outputs` keeps.
+_CACHED_CHUNKS = 16
+
+
+class JournalError(TrimqError):
+    """A journal cannot be opened, written, or does not match the run.
+
+    .. versionadded:: 0.1
+    """
+
+
+def dumps(obj: Any) -> bytes:
+    """``pickle.dumps`` (protocol 5), or ``cloudpickle.dumps`` for what pickle cannot.
+
+    Several times faster than cloudpickle for plain data; ``pickle.loads``
+    decodes both. Functions and classes that pickle can reach by name are
+    stored by name, as cloudpickle stores them too, except those of
+    ``__main__``, which a rerun of the same program defines again.
+    """
+    try:
+        return pickle.dumps(obj, protocol=5)
+    except Exception:
+        data: bytes = cloudpickle.dumps(obj, protocol=5)
+        return data
+
+
+# ---------------------------------------------------------------- packing
+
+_SWAP = sys.byteorder == "big"  # the file is little-endian wherever it is written
+
+
+#: A chunk's indexes: a range when they are one (stored as its bounds), else packed.
+_Ids: TypeAlias = "range | array[int]"
+
+
+def _done_ids(ids: Sequence[int]) -> tuple[_Ids, int | None, int | None]:
+    """A done chunk's indexes (not none), and their bounds if they are a range."""
+    if type(ids) is range and ids.step == 1:
+        return ids, ids.start, ids.stop - 1
+    return array("q", ids), None, None
+
+
+def _ids(ids: Sequence[int]) -> tuple[_Ids, int, int]:
+    """An admitted chunk's indexes (not none), and the lowest and highest of them."""
+    if type(ids) is range and ids.step == 1:
+        return ids, ids.start, ids.stop - 1
+    packed = array("q", ids)
+    scanned = ids if type(ids) is list else packed  # a list's ints are already boxed
+    return packed, min(scanned), max(scanned)
+
+
+def _pack(ids: _Ids) -> bytes | None:
+    if type(ids) is range:
+        return None
+    if _SWAP:
+        ids = array("q", ids)
+        ids.byteswap()
+    return ids.tobytes()
+
+
+def _unpack(blob: bytes | None, first: int | None, last: int | None) -> _Ids:
+    if blob is None:
+        assert first is not None
+        assert last is not None
+        return range(first, last + 1)
+    ids = array("q")
+    ids.frombytes(blob)
+    if _SWAP:
+        ids.byteswap()
+    return ids
+
+
+def _sizes(blob: bytes) -> array[int]:
+    sizes = _unpack(blob, 0, 0)
+    assert isinstance(sizes, array)
+    return sizes
+
+
+def _same(ids: _Ids, other: _Ids) -> bool:
+    if type(ids) is type(other):
+        return ids == other
+    return len(ids) == len(other) and array("q", ids) == array("q", other)
+
+
+def _listed(values: Sequence[Any]) -> list[Any]:
+    return values if type(values) is list else list(values)
+
+
+# ---------------------------------------------------------------- fingerprints
+
+
+def _chunk_hash(values: list[Any]) -> bytes | None:
+    """The fingerprint of a chunk's values, or None if pickle cannot pickle them."""
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, protocol=5)
+    pickler.fast = True  # no memo: objects shared or not pickle alike
+    try:
+        pickler.dump(values)
+    except Exception:  # unpicklable, or cyclic (fast mode refuses cycles)
+        return None
+    return hashlib.blake2b(buffer.getbuffer(), digest_size=8).digest()
+
+
+def _fingerprint(value: Any) -> bytes:
+    """One value's fingerprint, for a chunk that pickle cannot pickle whole."""
+    try:
+        data = pickle.dumps(value, protocol=5)
+    except Exception:
+        return _UNCHECKED
+    return hashlib.blake2b(data, digest_size=8).digest() or _UNCHECKED
+
+
+class _Admitted(NamedTuple):
+    """An admitted chunk, pending or read back for a check."""
+
+    id: int
+    first: int
+    last: int
+    ids: _Ids
+    chunk_hash: bytes | None
+    value_hashes: bytes | None
+
+
+# ---------------------------------------------------------------- reading back
+
+
+class Outputs(Mapping[int, Any]):
+    """The done items' outputs by source index, decoded as they are read.
+
+    Iterating gives the indexes in increasing order. The outputs done
+    together are decoded together, when the first of them is read, and the
+    last chunks decoded are kept (reading an item twice may give the same
+    object). A blob that cannot be decoded raises :class:`JournalError`
+    when it is read.
+    """
+
+    __slots__ = ("_cache", "_chunks", "_decode", "_order", "_slots", "_starts")
+
+    def __init__(
+        self,
+        slots: dict[int, int],
+        starts: list[int],
+        chunks: list[tuple[bytes, bytes | None, int]],
+        decode: Callable[[bytes], Any],
+    ) -> None:
+        # slots: index -> its place among all the chunks' outputs, end to end;
+        # starts: each chunk's first place; chunks: (outputs, sizes, length).
+        self._slots = slots
+        self._starts = starts
+        self._chunks = chunks
+        self._decode = decode
+        self._cache: dict[int, list[Any] | array[int]] = {}
+        self._order: list[int] | None = None
+
+    def __getitem__(self, index: int) -> Any:
+        slot = self._slots[index]
+        chunk = bisect.bisect_right(self._starts, slot) - 1
+        place = slot - self._starts[chunk]
+        blob, sizes, length = self._chunks[chunk]
+        cached = self._cache.get(chunk)
+        try:
+            if sizes is None:  # one list
+                if cached is None:
+                    cached = self._decode(blob)
+                    if not isinstance(cached, list | tuple) or len(cached) != length:
+                        raise TypeError(
+                            f"the chunk decodes to a {type(cached).__name__}, "
+                            f"not a list of {length} outputs"
+                        )
+                    self._keep(chunk, cached)
+                return cached[place]
+            if cached is None:  # blobs end to end: their offsets
+                cached = array("q", [0])
+                for size in _sizes(sizes):
+                    cached.append(cached[-1] + size)
+                self._keep(chunk, cached)
+            return self._decode(blob[cached[place] : cached[place + 1]])
+        except Exception as exc:
+            raise JournalError(
+                f"the journal's outputs of item {index} cannot be decoded: {exc!r}"
+            ) from exc
+
+    def _keep(self, chunk: int, decoded: list[Any] | array[int]) -> None:
+        cache = self._cache
+        if len(cache) >= _CACHED_CHUNKS:
+            del cache[next(iter(cache))]
+        cache[chunk] = decoded
+
+    def __contains__(self, index: object) -> bool:
+        return index in self._slots
+
+    def __iter__(self) -> Iterator[int]:
+        if self._order is None:
+            self._order = sorted(self._slots)
+        return iter(self._order)
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+    def __repr__(self) -> str:
+        return f"<Outputs of {len(self._slots)} items>"
+
+
+@attrs.frozen
+class JournalState:
+    """What a journal holds: what a rerun needs to resume.
+
+    Attributes:
+        completed: The done items' outputs by source index, as they were
+            given to :meth:`Journal.done` (decoded when read).
+        failed: The failed items' :class:`~trimq.pipelines.Failure` by source index.
+        admitted: The items that were in flight: a rerun does them again.
+        finished: :meth:`Journal.finish` was called: the run is over, and
+            ``completed`` and ``failed`` are all of it.
+    """
+
+    completed: Outputs
+    failed: dict[int, Failure]
+    admitted: set[int]
+    finished: bool
+
+
+class Journal:
+    """A run's journal in the SQLite file at ``path`` (see the module docs).
+
+    Args:
+        path: The file; created if it does not exist.
+        signature: What the pipeline is (its name, its stages' names and
+            kinds). A journal written with another signature is refused.
+        encode: Turns outputs and failures into bytes (:func:`dumps` by
+            default): the list of a :meth:`~Journal.done_many` call's
+            outputs, each output of :meth:`~Journal.done`, each failure.
+        decode: The reverse (``pickle.loads`` by default).
+        clock: Seconds, for :meth:`maybe_flush` (``time.monotonic`` by default).
+        flush_rows: :meth:`maybe_flush` flushes once this many items are pending...
+        flush_seconds: ... or once this many seconds passed since the last commit.
+        fingerprints: Record a fingerprint of each admitted chunk of source
+            values, for :meth:`check`.
+
+    Raises:
+        JournalError: The file is not a journal, cannot be opened, or was
+            written for another pipeline (``signature``).
+        ValueError: ``flush_rows`` below 1 or ``flush_seconds`` below 0.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        signature: str,
+        *,
+        encode: Callable[[Any], bytes] = dumps,
+        decode: Callable[[bytes], Any] = pickle.loads,
+        clock: Callable[[], float] = time.monotonic,
+        flush_rows: int = FLUSH_ROWS,
+        flush_seconds: float = FLUSH_SECONDS,
+        fingerprints: bool = True,
+    ) -> None:
+        if flush_rows < 1:
+            raise ValueError(f"flush_rows must be at least 1, not {flush_rows!r}")
+        if flush_seconds < 0:
+            raise ValueError(f"flush_seconds must not be negative, not {flush_seconds!r}")
+        self.path = os.fspath(path)
+        self.signature = signature
+        self.flush_rows = flush_rows
+        self.flush_seconds = flush_seconds
+        self._encode = encode
+        self._decode = decode
+        self._clock = clock
+        self._fingerprints = fingerprints
+        # The buffer: the chunks admitted since the last flush; the done
+        # chunks and failures in the order they came, as (ids, outputs,
+        # sizes) and (index, blob); the items done one by one since the last
+        # of those, which become one done chunk; how many items all that is.
+        self._admitted: list[_Admitted] = []
+        self._rows: list[
+            tuple[_Ids, int | None, int | None, bytes, bytes | None] | tuple[int, bytes]
+        ] = []
+        self._single_ids: list[int] = []
+        self._single_blobs: list[bytes] = []
+        self._pending = 0
+        # Partly checked admitted chunks: their id -> index -> the value's pickle.
+        self._partial: dict[int, dict[int, bytes | None]] = {}
+        self._closed = False
+        self._conn, self._finished, self._seq, self._admit_seq, self._span = self._connect()
+        self._last = clock()
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        signature: str,
+        *,
+        encode: Callable[[Any], bytes] = dumps,
+        decode: Callable[[bytes], Any] = pickle.loads,
+        clock: Callable[[], float] = time.monotonic,
+        flush_rows: int = FLUSH_ROWS,
+        flush_seconds: float = FLUSH_SECONDS,
+        fingerprints: bool = True,
+    ) -> Journal:
+        """The journal at ``path``, created if need be (the arguments are the constructor's)."""
+        return cls(
+            path,
+            signature,
+            encode=encode,
+            decode=decode,
+            clock=clock,
+            flush_rows=flush_rows,
+            flush_seconds=flush_seconds,
+            fingerprints=fingerprints,
+        )
+
+    def _connect(self) -> tuple[sqlite3.Connection, bool, int, int, int]:
+        path = self.path
+        try:
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot open the journal {path!r}: {exc}") from exc
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("BEGIN IMMEDIATE")  # one creator, if two runs open it at once
+            tables = {
+                name
+                for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
+            if not tables:
+                for statement in _CREATE:
+                    conn.execute(statement)
+                conn.executemany(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)",
+                    [("schema", SCHEMA), ("signature", self.signature), ("finished", "0")],
+                )
+                meta = {"finished": "0"}
+            else:
+                if "meta" not in tables:
+                    raise JournalError(
+                        f"{path!r} is an SQLite file but not a pipeline's journal. {_AFRESH}"
+                    )
+                meta = dict(conn.execute("SELECT key, value FROM meta"))
+                if meta.get("schema") != SCHEMA or not tables >= _TABLES:
+                    raise JournalError(
+                        f"the journal {path!r} has layout {meta.get('schema')!r}, "
+                        f"this version of trimq reads layout {SCHEMA!r}. {_AFRESH}"
+                    )
+                stored = meta.get("signature")
+                if stored != self.signature:
+                    raise JournalError(
+                        f"the journal {path!r} belongs to another pipeline: it was written "
+                        f"for {stored!r}, not {self.signature!r}. {_AFRESH}"
+                    )
+            seq, admit_seq, span = conn.execute(_COUNTERS).fetchone()
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.rollback()
+            conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise JournalError(f"cannot open the journal {path!r}: {exc}") from exc
+            raise
+        return conn, meta.get("finished") == "1", seq, admit_seq, span
+
+    # ------------------------------------------------------------------ writing
+
+    def admitted(self, ids: Sequence[int], values: Sequence[Any]) -> None:
+        """Source items ``ids`` (with these values) entered the pipeline: one chunk."""
+        self._writable()
+        if len(ids) != len(values):
+            raise ValueError(f"{len(ids)} ids but {len(values)} values")
+        if not len(ids):
+            return
+        packed, first, last = _ids(ids)
+        chunk_hash = value_hashes = None
+        if self._fingerprints:
+            listed = _listed(values)
+            chunk_hash = _chunk_hash(listed)
+            if chunk_hash is None:
+                value_hashes = b"".join(map(_fingerprint, listed))
+        self._admit_seq += 1
+        self._admitted.append(
+            _Admitted(self._admit_seq, first, last, packed, chunk_hash, value_hashes)
+        )
+        self._pending += len(packed)
+
+    def done(self, index: int, outputs: Any) -> None:
+        """Source item ``index`` is done: ``outputs`` is what the run keeps of it
+        (its output, or its ``(path, output)`` list after a generator stage).
+
+        Outputs that ``encode`` refuses are not journaled (logged): the item
+        stays admitted, and a rerun does it again.
+        """
+        self._writable()
+        try:
+            blob = self._encode(outputs)
+        except Exception as exc:
+            _unencodable(index, exc)
+            return
+        self._single_ids.append(index)
+        self._single_blobs.append(blob)
+        self._pending += 1
+
+    def done_many(self, ids: Sequence[int], outputs: Sequence[Any]) -> None:
+        """:meth:`done` for each of ``ids``, with the outputs side by side: one chunk,
+        its outputs encoded as one list (if ``encode`` refuses it, one by one)."""
+        self._writable()
+        if len(ids) != len(outputs):
+            raise ValueError(f"{len(ids)} ids but {len(outputs)} outputs")
+        if not len(ids):
+            return
+        listed = _listed(outputs)
+        try:
+            blob = self._encode(listed)
+        except Exception:
+            for index, output in zip(ids, listed, strict=True):
+                self.done(index, output)
+            return
+        self._seal()
+        self._rows.append((*_done_ids(ids), blob, None))
+        self._pending += len(listed)
+
+    def failed(self, index: int, failure: Failure) -> None:
+        """Source item ``index`` failed for good.
+
+        A failure whose item or error ``encode`` refuses is journaled with
+        their ``repr`` instead (the error as a :class:`RuntimeError`).
+        """
+        self._writable()
+        try:
+            blob = self._encode(failure)
+        except Exception:
+            try:
+                error = RuntimeError(f"{type(failure.error).__name__}: {failure.error}")
+                blob = self._encode(attrs.evolve(failure, item=repr(failure.item), error=error))
+            except Exception as exc:
+                _unencodable(index, exc)
+                return
+        self._seal()
+        self._rows.append((index, blob))
+        self._pending += 1
+
+    def _seal(self) -> None:
+        """The items done one by one since the last row become one done chunk."""
+        blobs = self._single_blobs
+        if blobs:
+            sizes = _pack(array("q", map(len, blobs)))
+            self._rows.append((*_done_ids(self._single_ids), b"".join(blobs), sizes))
+            self._single_ids = []
+            self._single_blobs = []
+
+    @property
+    def pending(self) -> int:
+        """Items buffered, not yet written (an item admitted and done counts twice)."""
+        return self._pending
+
+    def maybe_flush(self) -> bool:
+        """Flush if ``flush_rows`` items are pending, or some are and ``flush_seconds``
+        passed since the last commit. Returns whether it flushed."""
+        pending = self._pending
+        if pending and (
+            pending >= self.flush_rows or self._clock() - self._last >= self.flush_seconds
+        ):
+            self._write(finish=False)
+            return True
+        return False
+
+    def flush(self) -> int:
+        """Write everything pending, in one transaction. Returns how many items it
+        wrote (an item admitted and done counts twice, as in :attr:`pending`).
+
+        Raises:
+            JournalError: The file could not be written (the items stay pending).
+        """
+        return self._write(finish=False)
+
+    def finish(self) -> None:
+        """The run is over: flush, and mark the journal finished (see :class:`JournalState`).
+
+        A finished journal takes no more writes (finishing it again does nothing).
+        """
+        self._usable()
+        if self._finished:
+            return
+        self._write(finish=True)
+        self._finished = True
+
+    def _write(self, *, finish: bool) -> int:
+        self._writable()
+        if not (self._pending or finish):
+            return 0
+        self._seal()
+        admitted, rows = self._admitted, self._rows
+        seq = self._seq
+        done_rows: list[tuple[int, int | None, int | None, bytes | None, bytes | None, bytes]] = []
+        failure_rows: list[tuple[int, int, bytes]] = []
+        for row in rows:
+            seq += 1
+            if len(row) == 5:
+                ids, first, last, outputs, sizes = row
+                done_rows.append((seq, first, last, sizes, _pack(ids), outputs))
+            else:
+                index, blob = row
+                failure_rows.append((seq, index, blob))
+        conn = self._conn
+        try:
+            conn.execute("BEGIN")
+            if admitted:
+                conn.executemany(
+                    "INSERT INTO admitted_chunks "
+                    "(id, first_index, last_index, chunk_hash, value_hashes, ids) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    [
+                        (chunk.id, chunk.first, chunk.last, chunk.chunk_hash,
+                         chunk.value_hashes, _pack(chunk.ids))
+                        for chunk in admitted
+                    ],
+                )  # fmt: skip
+            if done_rows:
+                conn.executemany(
+                    "INSERT INTO done_chunks (id, first_index, last_index, sizes, ids, outputs) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    done_rows,
+                )
+            if failure_rows:
+                conn.executemany(
+                    "INSERT INTO failures (id, idx, blob) VALUES (?, ?, ?)", failure_rows
+                )
+            if finish:
+                conn.execute("UPDATE meta SET value = '1' WHERE key = 'finished'")
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.rollback()
+            if isinstance(exc, sqlite3.Error):
+                raise JournalError(f"cannot write the journal {self.path!r}: {exc}") from exc
+            raise
+        written = self._pending
+        self._seq = seq
+        for chunk in admitted:
+            self._span = max(self._span, chunk.last - chunk.first)
+        admitted.clear()
+        rows.clear()
+        self._pending = 0
+        self._last = self._clock()
+        return written
+
+    def _writable(self) -> None:
+        if self._closed:
+            raise JournalError(f"the journal {self.path!r} is closed")
+        if self._finished:
+            raise JournalError(f"the journal {self.path!r} is finished: it takes no more writes")
+
+    # ------------------------------------------------------------------ reading
+
+    def state(self) -> JournalState:
+        """What the journal holds (pending items are flushed first).
+
+        Raises:
+            JournalError: A failure cannot be decoded, or the file cannot be read.
+        """
+        if not self._finished:
+            self.flush()
+        self._usable()
+        conn = self._conn
+        try:
+            conn.execute("BEGIN")  # one snapshot for the three reads
+            try:
+                done_rows = conn.execute(
+                    "SELECT id, first_index, last_index, sizes, ids, outputs "
+                    "FROM done_chunks ORDER BY id"
+                ).fetchall()
+                failure_rows = conn.execute(
+                    "SELECT id, idx, blob FROM failures ORDER BY id"
+                ).fetchall()
+                admitted_rows = conn.execute(
+                    "SELECT first_index, last_index, ids FROM admitted_chunks"
+                ).fetchall()
+            finally:
+                conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot read the journal {self.path!r}: {exc}") from exc
+        # Each done item's place among the outputs of all chunks, end to end:
+        # a later chunk's replaces an earlier one's.
+        slots: dict[int, int] = {}
+        starts: list[int] = []
+        seqs: list[int] = []
+        chunks: list[tuple[bytes, bytes | None, int]] = []
+        end = 0
+        for seq, first, last, sizes, ids_blob, outputs in done_rows:
+            ids = _unpack(ids_blob, first, last)
+            slots.update(zip(ids, range(end, end + len(ids)), strict=True))
+            starts.append(end)
+            seqs.append(seq)
+            chunks.append((outputs, sizes, len(ids)))
+            end += len(ids)
+        failed: dict[int, Failure] = {}
+        for seq, index, blob in failure_rows:
+            slot = slots.get(index)
+            if slot is not None:
+                if seqs[bisect.bisect_right(starts, slot) - 1] > seq:
+                    continue  # done again after it failed
+                del slots[index]
+            failed[index] = self._failure(index, blob)
+        admitted: set[int] = set()
+        for first, last, ids_blob in admitted_rows:
+            admitted.update(_unpack(ids_blob, first, last))
+        admitted.difference_update(slots)
+        admitted.difference_update(failed)
+        outputs_ = Outputs(slots, starts, chunks, self._decode)
+        return JournalState(outputs_, failed, admitted, self._finished)
+
+    def _failure(self, index: int, blob: bytes) -> Failure:
+        try:
+            failure = self._decode(blob)
+        except Exception as exc:
+            raise JournalError(
+                f"the journal {self.path!r}: the failure of item {index} cannot be decoded: {exc!r}"
+            ) from exc
+        if not isinstance(failure, Failure):
+            raise JournalError(
+                f"the journal {self.path!r}: item {index} is failed, but its blob decodes "
+                f"to a {type(failure).__name__}, not a Failure"
+            )
+        return failure
+
+    @property
+    def finished(self) -> bool:
+        """:meth:`finish` was called, in this process or by the run that wrote the file."""
+        return self._finished
+
+    def check(self, index: int, value: Any) -> None:
+        """Is ``value`` the source item the journal recorded at ``index``?
+
+        As :meth:`check_many` for one item: it is compared once the other
+        items admitted with it have been checked too.
+
+        Raises:
+            JournalError: It is not: the source gives other items on this run.
+        """
+        self.check_many([index], [value])
+
+    def check_many(self, ids: Sequence[int], values: Sequence[Any]) -> None:
+        """Are ``values`` the source items the journal recorded at ``ids``?
+
+        Each admitted chunk of the journal that holds some of ``ids`` is
+        compared with them (best: the same chunks as the admissions, or
+        consecutive ranges). A chunk of which only some items are given is
+        compared once all of them have been, by this call and earlier ones:
+        their values are kept (pickled) until then. An index the journal
+        has no fingerprint of passes.
+
+        Raises:
+            JournalError: A chunk's values are not those recorded: naming its
+                range (or the item, for a chunk of one item or one that
+                pickle could not pickle whole), the lowest first.
+        """
+        self._usable()
+        if len(ids) != len(values):
+            raise ValueError(f"{len(ids)} ids but {len(values)} values")
+        if not self._fingerprints or not len(ids):
+            return
+        packed, low, high = _ids(ids)
+        try:
+            rows = self._conn.execute(
+                "SELECT id, first_index, last_index, chunk_hash, value_hashes, ids "
+                "FROM admitted_chunks WHERE first_index BETWEEN ? AND ? AND last_index >= ? "
+                "AND (chunk_hash IS NOT NULL OR value_hashes IS NOT NULL)",
+                (low - self._span, high, low),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot read the journal {self.path!r}: {exc}") from exc
+        chunks = [
+            _Admitted(
+                chunk_id, first, last, _unpack(ids_blob, first, last), chunk_hash, value_hashes
+            )
+            for chunk_id, first, last, chunk_hash, value_hashes, ids_blob in rows
+        ]
+        chunks += [
+            chunk
+            for chunk in self._admitted
+            if chunk.first <= high
+            and chunk.last >= low
+            and (chunk.chunk_hash is not None or chunk.value_hashes is not None)
+        ]
+        if not chunks:
+            return
+        chunks.sort(key=lambda chunk: (chunk.first, chunk.id))
+        listed = _listed(values)
+        given: dict[int, Any] | None = None
+        for chunk in chunks:
+            if chunk.chunk_hash is not None and _same(chunk.ids, packed):  # the same chunk
+                self._partial.pop(chunk.id, None)
+                if _chunk_hash(listed) != chunk.chunk_hash:
+                    raise self._changed(chunk)
+                continue
+            if given is None:
+                given = dict(zip(packed, listed, strict=True))
+            if chunk.chunk_hash is not None:
+                self._check_part(chunk, given)
+            else:
+                assert chunk.value_hashes is not None
+                hashes = chunk.value_hashes
+                for place, index in enumerate(chunk.ids):
+                    if index in given:
+                        recorded = hashes[8 * place : 8 * place + 8]
+                        fingerprint = _fingerprint(given[index])
+                        if _UNCHECKED not in (recorded, fingerprint) and recorded != fingerprint:
+                            raise self._changed(None, index)
+
+    def _check_part(self, chunk: _Admitted, given: dict[int, Any]) -> None:
+        """Compare a chunk given in part now, and maybe in part by earlier checks."""
+        kept = self._partial.get(chunk.id)
+        if kept is None and all(index in given for index in chunk.ids):
+            values = [given[index] for index in chunk.ids]
+        else:
+            if kept is None:
+                kept = self._partial[chunk.id] = {}
+            for index in chunk.ids:
+                if index in given:
+                    try:
+                        kept[index] = pickle.dumps(given[index], protocol=5)
+                    except Exception:
+                        kept[index] = None  # cannot be the value recorded, which pickled
+            if not all(index in kept for index in chunk.ids):
+                return  # not complete yet
+            del self._partial[chunk.id]
+            if None in kept.values():
+                raise self._changed(chunk)
+            values = [
+                given[index] if index in given else pickle.loads(kept[index])  # type: ignore[arg-type]
+                for index in chunk.ids
+            ]
+        if _chunk_hash(values) != chunk.chunk_hash:
+            raise self._changed(chunk)
+
+    def _changed(self, chunk: _Admitted | None, index: int = 0) -> JournalError:
+        """The error for a chunk that differs, or (``chunk`` None) an item."""
+        low, high = (index, index) if chunk is None else (chunk.first, chunk.last)
+        if low == high:
+            return JournalError(
+                f"the journal {self.path!r} recorded another source item at index {low}: "
+                f"{_CHANGED} {_AFRESH}"
+            )
+        assert chunk is not None
+        count = len(chunk.ids)
+        which = f"items {low}..{high}" if high - low + 1 == count else (
+            f"the {count} items admitted together in {low}..{high}"
+        )  # fmt: skip
+        return JournalError(
+            f"the journal {self.path!r} recorded other source items at indexes {low}..{high}: "
+            f"one of {which} differs (the journal keeps one fingerprint for the items "
+            f"admitted together): {_CHANGED} {_AFRESH}"
+        )
+
+    def _usable(self) -> None:
+        if self._closed:
+            raise JournalError(f"the journal {self.path!r} is closed")
+
+    # ------------------------------------------------------------------ closing
+
+    def close(self) -> None:
+        """Flush and close the file (again: nothing)."""
+        if self._closed:
+            return
+        try:
+            if not self._finished:
+                self.flush()
+        finally:
+            self._closed = True
+            self._conn.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()  # what was journaled is true whatever ended the block
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"{self.pending} items pending"
+        return f"<Journal {self.path!r} of {self.signature!r}: {state}>"
+
+
+def _unencodable(index: int, exc: Exception) -> None:
+    log.warning(
+        "journal: item %d cannot be encoded (%r): it is not journaled as done or failed, "
+        "and a resumed run does it again",
+        index, exc,
+    )  # fmt: skip
