@@ -79,7 +79,7 @@ import time
 from array import array
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 
@@ -155,6 +155,15 @@ _CHANGED = (
     "the source does not give the same items in the same order on this run, "
     "so the run cannot resume from the journal."
 )
+
+
+class _Batch(NamedTuple):
+    """Rows taken from the buffer, to be committed together."""
+
+    admitted: list[tuple[Any, ...]]
+    done: list[tuple[int, int | None, int | None, bytes | None, bytes | None, bytes]]
+    failures: list[tuple[int, int, bytes]]
+    items: int
 
 
 class Journal:
@@ -423,8 +432,24 @@ class Journal:
         self._writable()
         if not (self._pending or finish):
             return 0
+        return self.commit(self.take(), finish=finish)
+
+    def due(self) -> bool:
+        """Whether :meth:`maybe_flush` would flush now."""
+        pending = self._pending
+        return bool(pending) and (
+            pending >= self.flush_rows or self._clock() - self._last >= self.flush_seconds
+        )
+
+    def take(self) -> _Batch:
+        """What is pending, as a batch for :meth:`commit`; the buffer starts afresh.
+
+        Call it from the thread that writes to the journal; :meth:`commit`
+        may then run in another (``trio.to_thread``), while writes go on.
+        """
         self._seal()
         admitted, rows = self._admitted, self._rows
+        self._admitted, self._rows = [], []
         seq = self._seq
         done_rows: list[tuple[int, int | None, int | None, bytes | None, bytes | None, bytes]] = []
         failure_rows: list[tuple[int, int, bytes]] = []
@@ -436,29 +461,45 @@ class Journal:
             else:
                 index, blob = row
                 failure_rows.append((seq, index, blob))
+        self._seq = seq
+        for chunk in admitted:
+            self._span = max(self._span, chunk.last - chunk.first)
+        admitted_rows = [
+            (chunk.id, chunk.first, chunk.last, chunk.chunk_hash, chunk.value_hashes,
+             _pack(chunk.ids))
+            for chunk in admitted
+        ]  # fmt: skip
+        batch = _Batch(admitted_rows, done_rows, failure_rows, self._pending)
+        self._pending = 0
+        self._last = self._clock()
+        return batch
+
+    def commit(self, batch: _Batch, *, finish: bool = False) -> int:
+        """Write ``batch`` (from :meth:`take`) in one transaction; how many items it held.
+
+        Raises:
+            JournalError: The file could not be written (those items are not in
+                it: a rerun does them again).
+        """
         conn = self._conn
         try:
             conn.execute("BEGIN")
-            if admitted:
+            if batch.admitted:
                 conn.executemany(
                     "INSERT INTO admitted_chunks "
                     "(id, first_index, last_index, chunk_hash, value_hashes, ids) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
-                    [
-                        (chunk.id, chunk.first, chunk.last, chunk.chunk_hash,
-                         chunk.value_hashes, _pack(chunk.ids))
-                        for chunk in admitted
-                    ],
-                )  # fmt: skip
-            if done_rows:
+                    batch.admitted,
+                )
+            if batch.done:
                 conn.executemany(
                     "INSERT INTO done_chunks (id, first_index, last_index, sizes, ids, outputs) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
-                    done_rows,
+                    batch.done,
                 )
-            if failure_rows:
+            if batch.failures:
                 conn.executemany(
-                    "INSERT INTO failures (id, idx, blob) VALUES (?, ?, ?)", failure_rows
+                    "INSERT INTO failures (id, idx, blob) VALUES (?, ?, ?)", batch.failures
                 )
             if finish:
                 conn.execute("UPDATE meta SET value = '1' WHERE key = 'finished'")
@@ -469,15 +510,7 @@ class Journal:
             if isinstance(exc, sqlite3.Error):
                 raise JournalError(f"cannot write the journal {self.path!r}: {exc}") from exc
             raise
-        written = self._pending
-        self._seq = seq
-        for chunk in admitted:
-            self._span = max(self._span, chunk.last - chunk.first)
-        admitted.clear()
-        rows.clear()
-        self._pending = 0
-        self._last = self._clock()
-        return written
+        return batch.items
 
     def _writable(self) -> None:
         if self._closed:

@@ -57,13 +57,17 @@ class RunCore:
         self.shipping = shipping  # the modules that go by value (see _travel)
         # The journal, and what it held when the run began (a rerun's resume).
         self.journal = journal
-        self._resumed: JournalState | None = journal.state() if journal is not None else None
+        state = journal.state() if journal is not None else None
+        # A journal with nothing in it is a first run: nothing to resume from.
+        resumes = state is not None and (state.completed or state.admitted or state.failed)
+        self._resumed: JournalState | None = state if resumes else None
         self._journal_outputs: dict[int, list[tuple[tuple[int, ...], Any]]] = {}
         #: Items of this run done by an earlier one (their outputs from the journal).
         self.replayed = 0
         #: The signal (SIGINT, SIGTERM) that drained the run, if one did.
         self.signalled: int | None = None
         self._failed_indexes: set[int] = set()
+        self._committing = False  # a journal commit runs in a thread
         self.pipeline = pipeline
         self.node = node
         self.nursery = nursery
@@ -236,8 +240,19 @@ class RunCore:
             self.pools[nxt].put(chunk if sequencer is None else sequencer.arrive(chunk))
             return
         self._deliver(chunk)
-        if self.journal is not None:
-            self.journal.maybe_flush()
+        journal = self.journal
+        if journal is not None and not self._committing and journal.due():
+            # Committed in a thread (sqlite3 lets go of the GIL), while items flow.
+            self._committing = True
+            self.nursery.start_soon(self._commit, journal.take())
+
+    async def _commit(self, batch: Any) -> None:
+        journal = self.journal
+        assert journal is not None
+        try:
+            await trio.to_thread.run_sync(journal.commit, batch)
+        finally:
+            self._committing = False
 
     def expanded(self, index: int, outputs: int) -> None:
         """One item of source item ``index`` became ``outputs`` items (0: filtered out)."""
