@@ -85,10 +85,11 @@ import trio
 from trimq import actors, pipelines
 
 ROOT = Path(__file__).resolve().parent.parent
-CASES = ("local", "journal", "null", "curve", "pyzmq", "mp", "ray", "recovery")
+CASES = ("local", "journal", "resume", "null", "curve", "pyzmq", "mp", "ray", "recovery")
 LABELS = {
     "local": "trimq 1 node, 3 stages",
     "journal": "the same, with a journal",
+    "resume": "resume of 1M items, killed at 50%",
     "null": "trimq 2 workers NULL",
     "curve": "trimq 2 workers CURVE",
     "pyzmq": "pyzmq ventilator",
@@ -372,6 +373,59 @@ def run_trimq(case: str, n: int, keys: Path) -> dict[str, float]:
         return trio.run(main)
 
 
+RESUME_ITEMS = 1_000_000
+RESUME_PROGRAM = """
+import os, signal, sys, time
+import trio
+from trimq import actors
+from trimq.pipelines import Pipeline, Stage, current_item
+
+journal, kill_at, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+
+def first(x):
+    if current_item().index == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x
+
+def same(x):
+    return x
+
+async def main():
+    pipeline = Pipeline(Stage(first, workers=2), Stage(same, workers=2),
+                        Stage(same, name="last", workers=2), name="resume")
+    async with actors.open_node() as node:
+        start = time.perf_counter()
+        out = await pipeline.run(node, range(n), journal=journal, progress=False)
+        print(time.perf_counter() - start, len(out), out == list(range(n)))
+
+trio.run(main)
+"""
+
+
+def run_resume(keys: Path) -> dict[str, float]:
+    """A journaled run of RESUME_ITEMS killed (SIGKILL) at half; then the rerun, timed."""
+    import subprocess
+
+    script = keys / f"resume-{os.getpid()}.py"
+    script.write_text(RESUME_PROGRAM)
+    journal = str(keys / f"resume-{os.getpid()}.sqlite")
+    n = RESUME_ITEMS
+    command = [sys.executable, str(script), journal]
+    first = subprocess.run([*command, str(n // 2), str(n)], capture_output=True, timeout=600)
+    assert first.returncode == -9, first.stderr[-2000:]
+    second = subprocess.run(
+        [*command, "-1", str(n)], capture_output=True, text=True, timeout=600, check=True
+    )
+    seconds, count, exact = second.stdout.split()
+    ok = int(count) == n and exact == "True"
+    return {
+        "rate": n / float(seconds),
+        "resume_s": float(seconds),
+        "lost": 0.0 if ok else 1.0,
+        "duplicated": 0.0,
+    }
+
+
 def run_recovery(n: int, keys: Path) -> dict[str, float]:
     """Case ``recovery``: stream, kill a worker after KILL_AT of the outputs, watch."""
     items = make_items(n)
@@ -605,6 +659,8 @@ def child(case: str, n: int, keys: Path) -> dict[str, float]:
         return run_trimq(case, n, keys)
     if case == "recovery":
         return run_recovery(n, keys)
+    if case == "resume":
+        return run_resume(keys)
     if case == "pyzmq":
         return run_pyzmq(n)
     if case == "mp":
@@ -686,6 +742,11 @@ def report(results: Results, reps: int, n: int, notes: dict[str, str]) -> None:
     local, journaled = median(results, "local", "rate"), median(results, "journal", "rate")
     if local and journaled:
         print(f"  journal on / off (1 node, goal >= 0.8x): {journaled / local:.2f}x")
+    if results.get("resume"):
+        print(
+            f"  resume of {RESUME_ITEMS:,} items killed at 50%: the rerun takes "
+            f"{cell(results, 'resume', 'resume_s', '.2f')} s (half replayed, half redone)"
+        )
     for case in ("local", "null", "curve", "mp"):
         rate = median(results, case, "rate")
         if rate is not None and pyzmq:

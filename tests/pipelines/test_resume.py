@@ -129,3 +129,66 @@ async def test_open_resumes_too(tmp_path: Path) -> None:
             rest = [x async for x in run]
     assert sorted(set(got) | set(rest)) == [2 * i for i in range(100)]
     assert sorted(rest) == [2 * i for i in range(100)]  # a rerun yields every output
+
+
+REMOTE_PROGRAM = (
+    textwrap.dedent(
+        """
+    import os, signal, sys
+    import trio
+    from trimq import actors
+    from trimq.pipelines import Pipeline, Stage, current_item
+
+    journal, calls, kill_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    FD = os.open(calls, os.O_WRONLY | os.O_APPEND | os.O_CREAT)  # an int: it travels
+
+    def work(x):
+        os.write(FD, f"{current_item().index}\\n".encode())
+        if current_item().index == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return x * x
+
+    async def worker(name, task_status):
+        async with actors.open_node(name, listen="tcp://127.0.0.1:*", insecure=True,
+                                    tags=["worker"]) as node:
+            task_status.started(node.endpoints[0])
+            await trio.sleep_forever()
+
+    async def main():
+        async with trio.open_nursery() as nursery:
+            endpoints = [await nursery.start(worker, n) for n in ("w1", "w2")]
+            pipeline = Pipeline(Stage(int, name="parse"), Stage(work, workers=4, on="worker"),
+                                Stage(str, name="fmt"), name="remote-resume", window=WINDOW)
+            async with actors.open_node("hub", insecure=True) as hub:
+                for endpoint in endpoints:
+                    await hub.connect(endpoint)
+                out = await pipeline.run(hub, range(ITEMS), journal=journal)
+            print(len(out), out == [str(i * i) for i in range(ITEMS)])
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+    """
+    )
+    .replace("WINDOW", str(WINDOW))
+    .replace("ITEMS", str(ITEMS))
+)
+
+
+def test_a_killed_run_with_a_remote_stage_resumes(tmp_path: Path) -> None:
+    script = tmp_path / "remote.py"
+    script.write_text(REMOTE_PROGRAM)
+
+    def run(kill_at: int) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, str(script), str(tmp_path / "j"), str(tmp_path / "calls")]
+        return subprocess.run(
+            [*command, str(kill_at)], capture_output=True, text=True, timeout=120, check=False
+        )
+
+    first = run(KILL_AT)
+    assert first.returncode == -signal.SIGKILL, first.stderr
+    second = run(-1)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.split() == [str(ITEMS), "True"]
+    calls = (tmp_path / "calls").read_text().split()
+    assert len(set(calls)) == ITEMS
+    assert 0 < len(calls) - ITEMS <= 2 * WINDOW
