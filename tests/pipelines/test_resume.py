@@ -78,9 +78,10 @@ def test_a_killed_run_resumes_complete_and_in_order(tmp_path: Path) -> None:
     calls = (tmp_path / "calls").read_text().split()
     redone = len(calls) - ITEMS  # every item ran at least once; the rest ran twice
     assert len(set(calls)) == ITEMS
-    # What the crash cost: the items in flight, and those done since the last
-    # flush (the journal flushes at least every window's worth).
-    assert 0 < redone <= 2 * WINDOW, (redone, len(before))
+    # What the crash cost: the items in flight (at most a window), those done
+    # since the last commit, and those of the commit under way (each at most
+    # about a window): bounded by the window, not by the run's length.
+    assert 0 < redone <= 3 * WINDOW, (redone, len(before))
     third = run_program(tmp_path, 0)  # a finished journal: nothing runs again
     assert third.returncode == 0, third.stderr
     assert third.stdout.split() == [str(ITEMS), "True"]
@@ -191,4 +192,4 @@ def test_a_killed_run_with_a_remote_stage_resumes(tmp_path: Path) -> None:
     assert second.stdout.split() == [str(ITEMS), "True"]
     calls = (tmp_path / "calls").read_text().split()
     assert len(set(calls)) == ITEMS
-    assert 0 < len(calls) - ITEMS <= 2 * WINDOW
+    assert 0 < len(calls) - ITEMS <= 3 * WINDOW

@@ -23,6 +23,12 @@ import cloudpickle
 from .._errors import TrimqError
 from ._errors import Failure
 
+_AFRESH = "To start afresh, delete the file or pass another path."
+_CHANGED = (
+    "the source does not give the same items in the same order on this run, "
+    "so the run cannot resume from the journal."
+)
+
 __all__ = ["JournalError", "JournalState", "Outputs", "dumps"]
 
 #: The fingerprint of a value pickle cannot pickle, among a chunk's per-value ones.
