@@ -45,9 +45,10 @@ consistent.
 
 Fingerprints. A rerun must give the same items at the same indexes, or the
 journal's outputs belong to other items. Each admitted chunk records one
-fingerprint of its values: 8 bytes of BLAKE2b over the pickle (protocol 5,
-without memo, so that values sharing objects or not pickle alike) of the
-chunk's list of values. One fingerprint per value would cost a pickle per
+fingerprint of its values: a CRC-32 and an Adler-32 (8 bytes) of the pickle
+(protocol 5, without memo, so that values sharing objects or not pickle
+alike) of the chunk's list of values: a check of consistency, not of
+forgery, at half the cost of a cryptographic hash. One fingerprint per value would cost a pickle per
 value, several times the budget of a fast pipeline. :meth:`~Journal.check`
 and :meth:`~Journal.check_many` compare the values of a rerun chunk by
 chunk, so they name the range of a chunk that differs, not the item
@@ -124,7 +125,7 @@ FLUSH_ROWS = 100_000
 FLUSH_SECONDS = 1.0
 
 #: The layout of the file; another one is refused.
-SCHEMA = "2"
+SCHEMA = "3"  # 3: chunk fingerprints by CRC-32 + Adler-32
 
 _CREATE = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
