@@ -171,12 +171,6 @@ class Backlog:
         self._taken(link, link.peer_epoch, drained=False)
         self._failed(link, rid, error)
 
-    @staticmethod
-    def credit(link: Link) -> wire.Credit:
-        """A CREDIT for ``link``: its calls taken here, so far in its epoch."""
-        link.granted_back = link.delivered
-        return wire.Credit(epoch=link.peer_epoch, delivered=link.delivered)
-
     def forget(self, link: Link) -> None:
         """``link`` is forgotten: its queued calls go with it."""
         for key in [k for k in self._queues if k[0] is link]:
@@ -208,7 +202,7 @@ class Backlog:
         link.delivered += 1
         ungranted = link.delivered - link.granted_back
         if ungranted >= self._quarter or (drained and ungranted):
-            self._links.send(link, self.credit(link), flush=True)
+            self._links.send(link, link.grant(wire.Credit), flush=True)
 
     async def _feed(
         self, link: Link, key: tuple[Link, str], queue: collections.deque[QueuedCall]

@@ -18,6 +18,7 @@ from ._ref import ActorRef, set_current_runtime
 from ._task import handle_now
 
 if TYPE_CHECKING:
+    from ._cell import Cell
     from ._codec import Codec
     from ._exit import Verdict
     from ._local import PendingReply, SpawnOptions
@@ -65,13 +66,10 @@ class Inbound:
         """A call from another node: handled now if it can be (see
         ``Cell.handle_now``), else queued; an ask is answered when its reply
         is done."""
-        runtime = self._runtime
-        cell = runtime.cell(ActorRef(runtime.name, actor), method)
-        reply = Reply() if ask else None
-        call = Call(method, args, kwargs, reply)
+        cell, call = self._call(actor, method, args, kwargs, ask)
         if not handle_now(cell, call):
             await cell.post(call)
-        return reply
+        return call.reply
 
     def offer(
         self,
@@ -83,13 +81,19 @@ class Inbound:
         ask: bool,
     ) -> PendingReply | None:
         """Like :meth:`accept`, but raises trio.WouldBlock instead of waiting for room."""
-        runtime = self._runtime
-        cell = runtime.cell(ActorRef(runtime.name, actor), method)
-        reply = Reply() if ask else None
-        call = Call(method, args, kwargs, reply)
+        cell, call = self._call(actor, method, args, kwargs, ask)
         if not handle_now(cell, call):
             cell.post_nowait(call)
-        return reply
+        return call.reply
+
+    def _call(
+        self, actor: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], ask: bool
+    ) -> tuple[Cell, Call]:
+        # The cell a call from another node is for, and the call (raises as
+        # ``accept`` says).
+        runtime = self._runtime
+        cell = runtime.cell(ActorRef(runtime.name, actor), method)
+        return cell, Call(method, args, kwargs, Reply() if ask else None)
 
     def hosts(self, actor: str) -> bool:
         """Whether an actor of that name runs here."""

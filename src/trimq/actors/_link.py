@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import attrs
 import trio
@@ -22,6 +22,8 @@ from ._flow import PeerLimits
 if TYPE_CHECKING:
     from .._peer import Peer
     from ._turns import ReadTurns
+
+C = TypeVar("C", bound=wire.Credit)
 
 __all__ = ["Link", "LinkOwner", "NetworkOptions", "NodeRef", "PeerLimits", "who"]
 
@@ -127,10 +129,11 @@ class Link:
         self.credit_changed.set()
         self.credit_changed = trio.Event()
 
-    def ping(self) -> wire.Ping:
-        """A PING for its node, with the credit for its calls."""
+    def grant(self, kind: type[C]) -> C:
+        """A CREDIT (or a PING, which carries one) for its node: its calls
+        our mailboxes took so far in its epoch, all granted back now."""
         self.granted_back = self.delivered
-        return wire.Ping(epoch=self.peer_epoch, delivered=self.delivered)
+        return kind(epoch=self.peer_epoch, delivered=self.delivered)
 
     @property
     def ref(self) -> NodeRef:

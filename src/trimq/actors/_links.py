@@ -466,7 +466,7 @@ class Links:
                 if link.endpoint and not link.alive:
                     self._hello(link)  # rejoin once it answers
                 else:
-                    self.send(link, link.ping())
+                    self.send(link, link.grant(wire.Ping))
 
     def _forget(self, now: float) -> None:
         # A ROUTER peer silent for twice the timeout is gone with its

@@ -179,10 +179,8 @@ def _walker(pack: Callable[[object], bytes], limits: PlainLimits, check_ints: bo
     return value
 
 
-def _rebuilder(
-    limits: PlainLimits, checked: bool
-) -> tuple[msgspec.msgpack.Decoder[Any], Callable[[int, memoryview], object]]:
-    """A decoder whose extensions rebuild the plain types (see the module docs).
+def _rebuilder(limits: PlainLimits, checked: bool) -> Callable[[int, memoryview], object]:
+    """The extension hook that rebuilds the plain types (see the module docs).
 
     ``checked``: refuse sets and dicts with too many repeated hash values.
     """
@@ -232,7 +230,7 @@ def _rebuilder(
 
     decoder: msgspec.msgpack.Decoder[Any] = msgspec.msgpack.Decoder(ext_hook=hook)
     decode = decoder.decode
-    return decoder, hook
+    return hook
 
 
 class PlainFormat:
@@ -247,8 +245,8 @@ class PlainFormat:
         self._max_items = limits.max_items
         self._walk = _walker(pack, limits, check_ints=False)
         self._walk_ints = _walker(pack, limits, check_ints=True)
-        trusted_hook = _rebuilder(limits, checked=False)[1]
-        untrusted_hook = _rebuilder(limits, checked=True)[1]
+        trusted_hook = _rebuilder(limits, checked=False)
+        untrusted_hook = _rebuilder(limits, checked=True)
         self._trusted = msgspec.msgpack.Decoder(ext_hook=trusted_hook).decode
         self._untrusted = msgspec.msgpack.Decoder(ext_hook=untrusted_hook).decode
         # A call's (args, kwargs), decoded into its shape by msgspec itself.

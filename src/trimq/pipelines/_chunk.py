@@ -41,6 +41,22 @@ class Chunk:
         """The ``i``-th item's path."""
         return self.paths[i] if self.paths is not None else ()
 
+    def pick(
+        self,
+        which: list[int],
+        attempts: list[int] | None = None,
+        avoid: actors.ActorRef | None = None,
+    ) -> Chunk:
+        """Items ``which`` of this chunk, as a chunk of their own (with
+        ``attempts`` instead of theirs, if given)."""
+        return Chunk(
+            [self.ids[i] for i in which],
+            [self.path(i) for i in which],
+            [self.values[i] for i in which],
+            attempts if attempts is not None else [self.attempts[i] for i in which],
+            avoid,
+        )
+
     def take(self, n: int) -> Chunk:
         """The first ``n`` items, removed from this chunk."""
         head = Chunk(

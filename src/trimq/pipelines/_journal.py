@@ -224,29 +224,9 @@ class Journal(JournalReading):
         self._last = clock()
 
     @classmethod
-    def open(
-        cls,
-        path: str | os.PathLike[str],
-        signature: str,
-        *,
-        encode: Callable[[Any], bytes] = dumps,
-        decode: Callable[[bytes], Any] = pickle.loads,
-        clock: Callable[[], float] = time.monotonic,
-        flush_rows: int = FLUSH_ROWS,
-        flush_seconds: float = FLUSH_SECONDS,
-        fingerprints: bool = True,
-    ) -> Journal:
-        """The journal at ``path``, created if need be (the arguments are the constructor's)."""
-        return cls(
-            path,
-            signature,
-            encode=encode,
-            decode=decode,
-            clock=clock,
-            flush_rows=flush_rows,
-            flush_seconds=flush_seconds,
-            fingerprints=fingerprints,
-        )
+    def open(cls, path: str | os.PathLike[str], signature: str, **options: Any) -> Journal:
+        """The journal at ``path``, created if need be (``options``: the constructor's)."""
+        return cls(path, signature, **options)
 
     def _connect(self) -> tuple[sqlite3.Connection, bool, int, int, int]:
         path = self.path

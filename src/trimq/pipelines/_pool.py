@@ -90,21 +90,20 @@ class StagePool:
         self._retiring: set[actors.ActorRef] = set()
         self._numbers = itertools.count(stage.workers)
         self._tag = ""
+        # What its workers run: the same class for all of them, made once.
+        if stage.is_actor:
+            worker = actor_worker(stage.fn, stage.batch is not None, stage.timeout)  # type: ignore[arg-type]
+            self._runs: tuple[type[actors.Actor], tuple[Any, ...]] = (worker, ())
+        else:
+            self._runs = (FunctionWorker, (stage.fn, stage.batch is not None, stage.timeout))
 
     # ------------------------------------------------------------------ starting
 
-    def specs(self, tag: str) -> list[actors.ChildSpec]:
-        """The pool's children, for its supervisor."""
-        stage = self.stage
-        if stage.is_actor:
-            cls = actor_worker(stage.fn, stage.batch is not None, stage.timeout)  # type: ignore[arg-type]
-            args: tuple[Any, ...] = ()
-        else:
-            cls, args = FunctionWorker, (stage.fn, stage.batch is not None, stage.timeout)
-        return [
-            actors.ChildSpec(cls, args, name=f"{tag}.{stage.name}.{i}", on=stage.placement)
-            for i in range(stage.workers)
-        ]
+    def spec(self, tag: str, number: int) -> actors.ChildSpec:
+        """The pool's child number ``number``, for its supervisor."""
+        cls, args = self._runs
+        name = f"{tag}.{self.stage.name}.{number}"
+        return actors.ChildSpec(cls, args, name=name, on=self.stage.placement)
 
     async def start(self, node: actors.Node, tag: str) -> None:
         """Start the pool's supervisor and its workers.
@@ -126,7 +125,7 @@ class StagePool:
     async def _spawn(self, node: actors.Node, tag: str) -> actors.ActorRef:
         return await node.spawn(
             actors.Supervisor,
-            self.specs(tag),
+            [self.spec(tag, i) for i in range(self.stage.workers)],
             max_restarts=max(10, 4 * self.stage.workers),
             period=5.0,
             retry=0.2,
@@ -285,16 +284,8 @@ class StagePool:
         assert self.supervisor is not None
         current = [w for w in self.workers if w not in self._retiring]
         self.target = workers
-        specs = self.specs(self._tag)
         for _ in range(workers - len(current)):
-            spec = specs[0]
-            spec = actors.ChildSpec(
-                spec.cls,
-                spec.args,
-                name=f"{self._tag}.{self.name}.{next(self._numbers)}",
-                on=spec.on,
-            )
-            await self.supervisor.ask("start_child", spec)
+            await self.supervisor.ask("start_child", self.spec(self._tag, next(self._numbers)))
         leaving = sorted(current, key=lambda w: self.load[w])[: max(0, len(current) - workers)]
         self._retiring.update(leaving)
         await self._refresh()

@@ -85,25 +85,12 @@ class FifoQueue:
         avoid: actors.ActorRef | None,
     ) -> None:
         """These items go out again after ``delay``, avoiding ``avoid``."""
-        retry = Chunk(
-            [chunk.ids[i] for i in which],
-            [chunk.path(i) for i in which],
-            [chunk.values[i] for i in which],
-            attempts,
-            avoid,
-        )
+        retry = chunk.pick(which, attempts, avoid)
         heapq.heappush(self._later, (trio.current_time() + delay, next(self._order), retry))
 
     def again(self, chunk: Chunk, which: list[int]) -> None:
         """These items were not attempted: first in line again."""
-        self._queue.appendleft(
-            Chunk(
-                [chunk.ids[i] for i in which],
-                [chunk.path(i) for i in which],
-                [chunk.values[i] for i in which],
-                [chunk.attempts[i] for i in which],
-            )
-        )
+        self._queue.appendleft(chunk.pick(which))
 
 
 class _Item:
