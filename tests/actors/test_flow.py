@@ -316,3 +316,45 @@ async def test_a_failure_feeding_a_mailbox_costs_those_calls_not_the_node(
             assert taken == list(range(len(taken)))  # in order, up to the bug
             assert len(taken) < 5  # the calls still queued then were lost with it
         assert "calls from node 'b' to actor 'slow' were lost" in caplog.text
+
+
+async def test_a_forged_credit_touches_only_its_own_link() -> None:
+    """A raw peer that read a's epoch from its WELCOME grants itself an absurd
+    credit and announces an absurd window: a's accounting for it is clamped to
+    what a sent it, and a's link to another node is untouched."""
+    async with two_nodes(actors.PeerLimits(window=8)) as (a, b):
+        echo = await a.spawn(Echo)
+        with trio.fail_after(TIMEOUT), current(b):
+            assert await echo.ask("echo", 1) == 1
+        to_b = link_to(a, "b")
+        before = (to_b.epoch, to_b.sent, to_b.granted, to_b.window)
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        try:
+            raw = ctx.socket(zmq.DEALER)
+            raw.linger = 0
+            raw.rcvtimeo = TIMEOUT * 1000  # a guard only
+            raw.connect(a.endpoints[0])
+            raw.send_multipart(wire.encode_envelope(wire.Hello(name="raw", window=2**31)))
+            welcome = wire.decode_envelope(await trio.to_thread.run_sync(raw.recv_multipart))
+            epoch = welcome.head(wire.Welcome).epoch
+            for forged in (
+                wire.Credit(epoch=epoch, delivered=2**62),
+                wire.Ping(epoch=epoch, delivered=2**62),
+                wire.Credit(epoch=before[0], delivered=2**62),  # b's epoch, on raw's link
+            ):
+                raw.send_multipart(wire.encode_envelope(forged))
+            ask = wire.Call(actor=echo.name, method="echo", id=1)
+            raw.send_multipart(wire.encode_envelope(ask, a.codec.encode(((2,), {}))))
+            with trio.fail_after(TIMEOUT):
+                while True:  # its answer comes after a handled the forgeries
+                    env = wire.decode_envelope(await trio.to_thread.run_sync(raw.recv_multipart))
+                    if env.kind == wire.REPLY:
+                        break
+            to_raw = link_to(a, "raw")
+            assert to_raw.granted <= to_raw.sent  # never more than a sent it
+            assert to_raw.window == 2**31  # its own window, for a's calls to it only
+            assert (to_b.epoch, to_b.sent, to_b.granted, to_b.window) == before
+            with trio.fail_after(TIMEOUT), current(b):
+                assert await echo.ask("echo", 3) == 3
+        finally:
+            ctx.destroy(linger=0)
